@@ -1,0 +1,101 @@
+//! `mxtokend`: the broker binary. Runs in the foreground and logs to stderr.
+
+use anyhow::Context;
+use clap::Parser;
+use mxtoken_broker::{broker::Broker, config, homeserver::Homeserver, mint::Minter, password, server, socket};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes of `mxtokend` (documented in the README).
+mod exit {
+    /// Something failed at run time.
+    pub const FAILURE: u8 = 1;
+    /// Another broker already listens on the socket.
+    pub const ALREADY_RUNNING: u8 = 10;
+    /// The config or a sealed password is unusable.
+    pub const CONFIG: u8 = 78;
+}
+
+/// The mxtoken broker: leases short-lived Matrix admin tokens over a Unix socket.
+#[derive(Debug, Parser)]
+#[command(name = "mxtokend", version, about)]
+struct Args {
+    /// Config file [default: $MXTOKEN_CONFIG, else $XDG_CONFIG_HOME/mxtoken/config.toml]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Socket path [default: $MXTOKEN_SOCKET, else $XDG_RUNTIME_DIR/mxtoken/broker.sock, else /tmp/mxtoken-$UID/broker.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Stay in the foreground (the only mode for now; accepted for service managers).
+    #[arg(long)]
+    foreground: bool,
+    /// Log filter, e.g. `info`, `debug` [default: $MXTOKEN_LOG, else info]
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = args.log.clone().or_else(|| std::env::var("MXTOKEN_LOG").ok()).unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = if e.downcast_ref::<config::ConfigError>().is_some() || e.downcast_ref::<password::PasswordError>().is_some() {
+                exit::CONFIG
+            } else if matches!(e.downcast_ref::<socket::BindError>(), Some(socket::BindError::AlreadyRunning(_))) {
+                exit::ALREADY_RUNNING
+            } else {
+                exit::FAILURE
+            };
+            eprintln!("mxtokend: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let config_path = config::locate(args.config.as_deref());
+    let cfg = config::load(&config_path)?;
+    let mut minters = Vec::new();
+    for profile in cfg.profiles.values() {
+        let pw = password::unseal(&profile.password)?;
+        let hs = Homeserver::new(profile.homeserver.clone(), profile.connect_timeout, profile.request_timeout)
+            .with_context(|| format!("profile {:?}", profile.name))?;
+        minters.push(Minter::new(profile.clone(), hs, pw));
+    }
+    let socket_path = mxtoken_proto::resolve_socket_path(&mxtoken_proto::SocketLookup {
+        explicit: args.socket,
+        env_socket: std::env::var("MXTOKEN_SOCKET").ok(),
+        xdg_runtime_dir: std::env::var("XDG_RUNTIME_DIR").ok(),
+        uid: mxtoken_broker::platform::current_uid(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = socket::bind(&socket_path)?;
+        let broker = Broker::new(cfg.default_profile.clone(), minters);
+        tracing::info!(socket = %socket_path.display(), config = %config_path.display(), "mxtokend ready");
+        server::run(listener, broker.clone(), server::ServerLimits::default(), shutdown_signal()).await;
+        broker.shutdown().await;
+        // Only remove the socket if it is still ours.
+        let _ = std::fs::remove_file(&socket_path);
+        tracing::info!("mxtokend stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the broker with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

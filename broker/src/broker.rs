@@ -1,0 +1,349 @@
+//! The broker's state: profiles, live leases, and how a lease begins and ends.
+//!
+//! A lease ends exactly once: whoever removes it from the table (release,
+//! expiry, bound-process exit, shutdown) revokes its token.
+
+use crate::homeserver::HsError;
+use crate::mint::Minter;
+use crate::platform::ExitWatch;
+use crate::revoke::Revoker;
+use mxtoken_proto::{
+    AccessToken, ApiError, CreateLease, ErrorCode, LeaseGranted, LeaseInfo, ProfileStatus, Released, Revocation, Status,
+    Timestamp, PROTOCOL_VERSION,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::task::AbortHandle;
+
+/// Who is asking, from the socket's peer credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's uid.
+    pub uid: u32,
+    /// The peer's pid, when the OS tells it.
+    pub pid: Option<u32>,
+}
+
+/// Why a lease ended; for logs.
+#[derive(Debug, Clone, Copy)]
+enum EndReason {
+    Released,
+    Expired,
+    ProcessExited(u32),
+    Shutdown,
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::Released => f.write_str("released"),
+            EndReason::Expired => f.write_str("expired"),
+            EndReason::ProcessExited(pid) => write!(f, "bound process {pid} exited"),
+            EndReason::Shutdown => f.write_str("broker shutting down"),
+        }
+    }
+}
+
+struct LiveLease {
+    info: LeaseInfo,
+    token: AccessToken,
+    watcher: AbortHandle,
+}
+
+/// The broker. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    default_profile: String,
+    minters: BTreeMap<String, Minter>,
+    leases: Mutex<HashMap<String, LiveLease>>,
+    revoker: Revoker,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("profiles", &self.inner.minters.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+/// The longest purpose text accepted.
+const MAX_PURPOSE_CHARS: usize = 200;
+
+impl Broker {
+    /// Builds the broker from one minter per profile.
+    pub fn new(default_profile: String, minters: Vec<Minter>) -> Self {
+        let minters = minters.into_iter().map(|m| (m.profile().name.clone(), m)).collect();
+        Self {
+            inner: Arc::new(Inner {
+                default_profile,
+                minters,
+                leases: Mutex::new(HashMap::new()),
+                revoker: Revoker::default(),
+            }),
+        }
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveLease>> {
+        self.inner.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn minter(&self, name: Option<&str>) -> Result<&Minter, ApiError> {
+        let name = name.unwrap_or(&self.inner.default_profile);
+        self.inner.minters.get(name).ok_or_else(|| {
+            let known = self.inner.minters.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+            ApiError::new(ErrorCode::UnknownProfile, format!("there is no profile {name:?}; known profiles: {known}"))
+        })
+    }
+
+    /// Grants a lease: mints a token and arms its end (TTL, bound process).
+    pub async fn create_lease(&self, peer: Peer, req: CreateLease) -> Result<LeaseGranted, ApiError> {
+        let minter = self.minter(req.profile.as_deref())?;
+        let profile = minter.profile();
+        let ttl = parse_ttl(req.ttl.as_deref(), profile.default_ttl, profile.max_ttl, &profile.name)?;
+        let purpose = check_purpose(req.purpose)?;
+        let watches = self.bind_watches(peer, req.bind_to_client, req.bind_pid)?;
+        let bound_pid = watches.first().map(ExitWatch::pid);
+
+        let id = crate::ids::new_lease_id();
+        let created_at = Timestamp::from_system_time(SystemTime::now());
+        let expires_at = created_at.saturating_add(ttl);
+        let minted = minter.mint(&id, purpose.as_deref(), expires_at).await.map_err(|e| mint_error(&e, minter))?;
+        let info = LeaseInfo {
+            id: id.clone(),
+            profile: profile.name.clone(),
+            purpose,
+            user_id: profile.lease_user.clone(),
+            homeserver: profile.homeserver.to_string(),
+            mint: profile.mint,
+            device_id: minted.device_id,
+            created_at,
+            expires_at,
+            peer_uid: peer.uid,
+            peer_pid: peer.pid,
+            bound_pid,
+        };
+        tracing::info!(
+            lease = %id, profile = %info.profile, purpose = info.purpose.as_deref().unwrap_or(""),
+            peer_uid = peer.uid, peer_pid = ?peer.pid, bound_pid = ?bound_pid, ttl = %humantime::format_duration(ttl),
+            "lease granted"
+        );
+        // Insert before arming the watcher so it always finds the lease.
+        let mut leases = self.leases();
+        let watcher = tokio::spawn(self.clone().watch(id.clone(), ttl, watches)).abort_handle();
+        leases.insert(id, LiveLease { info: info.clone(), token: minted.token.clone(), watcher });
+        drop(leases);
+        Ok(LeaseGranted { lease: info, token: minted.token, token_env: profile.token_env.clone() })
+    }
+
+    fn bind_watches(&self, peer: Peer, to_client: bool, pid: Option<u32>) -> Result<Vec<ExitWatch>, ApiError> {
+        let mut watches = Vec::new();
+        if to_client {
+            let Some(client) = peer.pid else {
+                return Err(ApiError::new(ErrorCode::BadBindPid, "the OS did not report the client's pid, so the lease cannot be bound to it"));
+            };
+            watches.push(ExitWatch::new(client).map_err(|e| {
+                ApiError::new(ErrorCode::BadBindPid, format!("cannot watch the client process {client}: {e}"))
+            })?);
+        }
+        if let Some(pid) = pid {
+            let gone = || ApiError::new(ErrorCode::BadBindPid, format!("bind_pid: there is no process {pid}"));
+            // Open the watch first, then check the owner: the pid cannot be
+            // recycled while we hold a pidfd to it.
+            let watch = ExitWatch::new(pid).map_err(|_| gone())?;
+            let owner = crate::platform::process_uid(pid).map_err(|_| gone())?;
+            if owner != peer.uid {
+                return Err(ApiError::new(
+                    ErrorCode::BadBindPid,
+                    format!("bind_pid: process {pid} belongs to another user; bind the lease to one of your own processes"),
+                ));
+            }
+            watches.insert(0, watch);
+        }
+        Ok(watches)
+    }
+
+    async fn watch(self, id: String, ttl: Duration, watches: Vec<ExitWatch>) {
+        let any_exit = async {
+            match watches.as_slice() {
+                [] => std::future::pending().await,
+                [only] => {
+                    only.exited().await;
+                    only.pid()
+                }
+                [first, second, ..] => tokio::select! {
+                    () = first.exited() => first.pid(),
+                    () = second.exited() => second.pid(),
+                },
+            }
+        };
+        let reason = tokio::select! {
+            () = tokio::time::sleep(ttl) => EndReason::Expired,
+            pid = any_exit => EndReason::ProcessExited(pid),
+        };
+        self.end(&id, reason).await;
+    }
+
+    /// Ends a lease now and revokes its token (`DELETE /v1/leases/{id}`).
+    pub async fn release(&self, peer: Peer, id: &str) -> Result<Released, ApiError> {
+        {
+            let leases = self.leases();
+            let Some(lease) = leases.get(id) else {
+                return Err(ApiError::new(ErrorCode::UnknownLease, format!("there is no live lease {id:?}; it may have ended already")));
+            };
+            if lease.info.peer_uid != peer.uid {
+                return Err(ApiError::new(ErrorCode::Forbidden, format!("lease {id} belongs to another user")));
+            }
+            lease.watcher.abort();
+        }
+        let revocation = self.end(id, EndReason::Released).await.unwrap_or(Revocation::Revoked);
+        Ok(Released { lease_id: id.to_owned(), revocation })
+    }
+
+    /// Removes the lease and revokes its token; `None` if someone else already did.
+    async fn end(&self, id: &str, reason: EndReason) -> Option<Revocation> {
+        let lease = self.leases().remove(id)?;
+        let minter = self.inner.minters.get(&lease.info.profile)?;
+        let outcome = self.inner.revoker.revoke(id, minter.homeserver(), lease.token).await;
+        match outcome {
+            Revocation::Revoked => tracing::info!(lease = %id, reason = %reason, "lease ended; token revoked"),
+            Revocation::Pending => tracing::warn!(lease = %id, reason = %reason, "lease ended; revocation pending"),
+        }
+        Some(outcome)
+    }
+
+    /// Live leases, oldest first. Tokens are not included.
+    pub fn list(&self) -> Vec<LeaseInfo> {
+        let mut v: Vec<LeaseInfo> = self.leases().values().map(|l| l.info.clone()).collect();
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        v
+    }
+
+    /// `GET /v1/status`.
+    pub fn status(&self) -> Status {
+        let profiles = self
+            .inner
+            .minters
+            .values()
+            .map(|m| {
+                let p = m.profile();
+                ProfileStatus {
+                    name: p.name.clone(),
+                    homeserver: p.homeserver.to_string(),
+                    user_id: p.user.clone(),
+                    lease_user: p.lease_user.clone(),
+                    mint: p.mint,
+                    locked: false,
+                    default_ttl_secs: p.default_ttl.as_secs(),
+                    max_ttl_secs: p.max_ttl.as_secs(),
+                    token_env: p.token_env.clone(),
+                }
+            })
+            .collect();
+        Status {
+            protocol_version: PROTOCOL_VERSION,
+            broker_version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            default_profile: self.inner.default_profile.clone(),
+            profiles,
+            live_leases: self.leases().len(),
+            pending_revocations: self.inner.revoker.pending().len(),
+        }
+    }
+
+    /// Ends every lease (revoking its token) and closes root sessions.
+    pub async fn shutdown(&self) {
+        let ids: Vec<String> = {
+            let leases = self.leases();
+            leases.values().for_each(|l| l.watcher.abort());
+            leases.keys().cloned().collect()
+        };
+        tracing::info!(leases = ids.len(), "shutting down: revoking every live lease");
+        let mut set = tokio::task::JoinSet::new();
+        for id in ids {
+            let this = self.clone();
+            set.spawn(async move { this.end(&id, EndReason::Shutdown).await });
+        }
+        while set.join_next().await.is_some() {}
+        for m in self.inner.minters.values() {
+            m.close().await;
+        }
+        let pending = self.inner.revoker.pending();
+        if !pending.is_empty() {
+            tracing::error!(count = pending.len(), "exiting with revocations the homeserver has not confirmed");
+        }
+    }
+}
+
+/// Validates a requested TTL against the profile.
+pub fn parse_ttl(text: Option<&str>, default: Duration, max: Duration, profile: &str) -> Result<Duration, ApiError> {
+    let Some(text) = text else { return Ok(default) };
+    let bad = |why: &str| ApiError::new(ErrorCode::BadRequest, format!("ttl: {text:?} {why}; write a duration such as \"90s\" or \"5m\""));
+    let ttl = humantime::parse_duration(text.trim()).map_err(|_| bad("is not a duration"))?;
+    if ttl.is_zero() {
+        return Err(bad("is zero"));
+    }
+    if ttl > max {
+        return Err(ApiError::new(
+            ErrorCode::TtlTooLong,
+            format!(
+                "ttl: {} is longer than profile {profile:?} allows (max_ttl = {}); ask for less or raise max_ttl in the config",
+                humantime::format_duration(ttl),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(ttl)
+}
+
+fn check_purpose(purpose: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(p) = purpose else { return Ok(None) };
+    if p.chars().count() > MAX_PURPOSE_CHARS {
+        return Err(ApiError::new(ErrorCode::BadRequest, format!("purpose: longer than {MAX_PURPOSE_CHARS} characters")));
+    }
+    if p.chars().any(char::is_control) {
+        return Err(ApiError::new(ErrorCode::BadRequest, "purpose: must not contain control characters"));
+    }
+    Ok(Some(p).filter(|p| !p.is_empty()))
+}
+
+/// Turns a homeserver failure during minting into what the client is told.
+fn mint_error(e: &HsError, minter: &Minter) -> ApiError {
+    let p = minter.profile();
+    let (code, message) = match e {
+        HsError::RateLimited { retry_after, .. } => {
+            let mut err = ApiError::new(
+                ErrorCode::RateLimited,
+                format!("the homeserver at {} is rate-limiting logins for profile {:?}", p.homeserver, p.name),
+            );
+            err.retry_after_ms = retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            return err;
+        }
+        HsError::Unreachable { .. } => (ErrorCode::HomeserverUnreachable, e.to_string()),
+        HsError::NotMatrix { .. } => (ErrorCode::HomeserverError, e.to_string()),
+        HsError::Matrix { errcode, error, status, .. } => match (errcode.as_str(), error.as_str()) {
+            ("M_FORBIDDEN", err) if err.contains("not a server admin") => (
+                ErrorCode::HomeserverRefused,
+                format!("the homeserver says {} (profile {:?}) is not a server admin; make it an admin or use another account", p.user, p.name),
+            ),
+            ("M_FORBIDDEN", _) => (
+                ErrorCode::WrongPassword,
+                format!("the homeserver at {} refused the password of {} (profile {:?}); store the right one with `mxtoken init`", p.homeserver, p.user, p.name),
+            ),
+            ("M_NOT_FOUND", _) if *status == 404 => (
+                ErrorCode::HomeserverRefused,
+                format!("the homeserver does not know lease_user {} (profile {:?}); create that account or fix lease_user", p.lease_user, p.name),
+            ),
+            ("M_UNRECOGNIZED", _) => (
+                ErrorCode::HomeserverRefused,
+                format!("the homeserver at {} does not offer this API ({}); check homeserver and mint for profile {:?}", p.homeserver, error, p.name),
+            ),
+            _ => (ErrorCode::HomeserverRefused, format!("{e} (profile {:?})", p.name)),
+        },
+    };
+    tracing::warn!(profile = %p.name, error = %e, "minting a token failed");
+    ApiError::new(code, message)
+}

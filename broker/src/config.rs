@@ -1,0 +1,374 @@
+//! The broker's TOML configuration.
+//!
+//! Lookup: `--config FILE`, else `$MXTOKEN_CONFIG`, else
+//! `$XDG_CONFIG_HOME/mxtoken/config.toml` (`~/.config/...` when unset).
+//! Relative paths inside the file are relative to the file's folder.
+
+use mxtoken_proto::MintKind;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// A configuration problem; its message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No file was given and none was found.
+    #[error("no config file at {path}; create one (see README) or pass --config FILE")]
+    Missing {
+        /// Where we looked.
+        path: PathBuf,
+    },
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema.
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A value is well-formed but not acceptable.
+    #[error("config file {path}: `{key}` {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key, e.g. `profiles.admin.max_ttl`.
+        key: String,
+        /// What is wrong and what would be right.
+        problem: String,
+    },
+}
+
+/// Where the password of a profile is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordConfig {
+    /// An age-encrypted file with an identity file (X25519 or SSH key).
+    AgeFile {
+        /// The encrypted password.
+        age_file: PathBuf,
+        /// The identity that decrypts it.
+        identity: PathBuf,
+    },
+}
+
+/// One profile: a homeserver account the broker leases tokens for.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The profile's name (the key under `[profiles]`).
+    pub name: String,
+    /// Base URL of the homeserver, with a trailing slash.
+    pub homeserver: Url,
+    /// The account whose password the broker holds.
+    pub user: String,
+    /// Where the password is.
+    pub password: PasswordConfig,
+    /// How leases get their tokens.
+    pub mint: MintKind,
+    /// The account leases act as (`user` for `login`).
+    pub lease_user: String,
+    /// Lease lifetime when a request names none.
+    pub default_ttl: Duration,
+    /// Longest lease a request may ask for.
+    pub max_ttl: Duration,
+    /// Environment variable the client puts the token in.
+    pub token_env: String,
+    /// Timeout for establishing a connection to the homeserver.
+    pub connect_timeout: Duration,
+    /// Timeout for a whole homeserver request.
+    pub request_timeout: Duration,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The profile used when a request names none.
+    pub default_profile: String,
+    /// Profiles by name.
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    default_profile: Option<String>,
+    #[serde(default)]
+    profiles: BTreeMap<String, RawProfile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    homeserver: String,
+    user: String,
+    password: RawPassword,
+    #[serde(default = "default_mint")]
+    mint: MintKind,
+    lease_user: Option<String>,
+    default_ttl: Option<HumanDuration>,
+    max_ttl: Option<HumanDuration>,
+    token_env: Option<String>,
+    connect_timeout: Option<HumanDuration>,
+    request_timeout: Option<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPassword {
+    age_file: Option<PathBuf>,
+    identity: Option<PathBuf>,
+}
+
+fn default_mint() -> MintKind {
+    MintKind::Login
+}
+
+/// A duration written the humantime way (`"5m"`, `"1h 30m"`).
+struct HumanDuration(Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration ({e}); write e.g. \"90s\", \"5m\" or \"1h\"")))
+    }
+}
+
+const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_MAX_TTL: Duration = Duration::from_secs(60 * 60);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Finds the config file: explicit path, then `$MXTOKEN_CONFIG`, then XDG.
+pub fn locate(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("MXTOKEN_CONFIG").filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("mxtoken").join("config.toml")
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::Missing { path: path.to_path_buf() });
+        }
+        Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+    };
+    parse(path, &text)
+}
+
+/// Validates config text as if read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let invalid = |key: String, problem: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key,
+        problem,
+    };
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    if raw.profiles.is_empty() {
+        return Err(invalid("profiles".into(), "is empty; add a [profiles.NAME] table".into()));
+    }
+    let mut profiles = BTreeMap::new();
+    for (name, p) in raw.profiles {
+        let key = |k: &str| format!("profiles.{name}.{k}");
+        if !valid_profile_name(&name) {
+            return Err(invalid(
+                format!("profiles.{name}"),
+                "is not a valid profile name; use letters, digits, '-' and '_'".into(),
+            ));
+        }
+        let homeserver = parse_base_url(&p.homeserver).map_err(|problem| invalid(key("homeserver"), problem))?;
+        check_mxid(&p.user).map_err(|problem| invalid(key("user"), problem))?;
+        let password = match (p.password.age_file, p.password.identity) {
+            (Some(age_file), Some(identity)) => PasswordConfig::AgeFile {
+                age_file: base_dir.join(age_file),
+                identity: base_dir.join(identity),
+            },
+            (Some(_), None) => {
+                return Err(invalid(key("password.identity"), "is missing; name the age identity file that decrypts age_file".into()));
+            }
+            (None, _) => {
+                return Err(invalid(key("password"), "names no source; write password = { age_file = \"password.age\", identity = \"identity.txt\" }".into()));
+            }
+        };
+        let lease_user = match (p.mint, p.lease_user) {
+            (MintKind::Login, None) => p.user.clone(),
+            (MintKind::Login, Some(_)) => {
+                return Err(invalid(key("lease_user"), "only applies to mint = \"admin-api\"; remove it or change mint".into()));
+            }
+            (MintKind::AdminApi, None) => {
+                return Err(invalid(key("lease_user"), "is required with mint = \"admin-api\": name a second admin account for leases to act as".into()));
+            }
+            (MintKind::AdminApi, Some(u)) => {
+                check_mxid(&u).map_err(|problem| invalid(key("lease_user"), problem))?;
+                if u == p.user {
+                    return Err(invalid(key("lease_user"), "must differ from `user`: Synapse refuses to mint an admin-API token for the caller itself".into()));
+                }
+                u
+            }
+        };
+        let default_ttl = p.default_ttl.map_or(DEFAULT_TTL, |d| d.0);
+        let max_ttl = p.max_ttl.map_or(DEFAULT_MAX_TTL.max(default_ttl), |d| d.0);
+        if default_ttl.is_zero() {
+            return Err(invalid(key("default_ttl"), "must be longer than zero".into()));
+        }
+        if default_ttl > max_ttl {
+            return Err(invalid(
+                key("default_ttl"),
+                format!("({}) is longer than max_ttl ({})", humantime::format_duration(default_ttl), humantime::format_duration(max_ttl)),
+            ));
+        }
+        let token_env = p.token_env.unwrap_or_else(|| "MATRIX_ADMIN_TOKEN".into());
+        if !valid_env_name(&token_env) {
+            return Err(invalid(key("token_env"), format!("{token_env:?} is not a valid environment variable name")));
+        }
+        let profile = Profile {
+            name: name.clone(),
+            homeserver,
+            user: p.user,
+            password,
+            mint: p.mint,
+            lease_user,
+            default_ttl,
+            max_ttl,
+            token_env,
+            connect_timeout: p.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
+            request_timeout: p.request_timeout.map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0),
+        };
+        profiles.insert(name, profile);
+    }
+    let default_profile = match raw.default_profile {
+        Some(name) if profiles.contains_key(&name) => name,
+        Some(name) => {
+            return Err(invalid(
+                "default_profile".into(),
+                format!("names {name:?}, which is not a profile; known: {}", known(&profiles)),
+            ));
+        }
+        None if profiles.len() == 1 => profiles.keys().next().cloned().unwrap_or_default(),
+        None => {
+            return Err(invalid("default_profile".into(), format!("is missing; set it to one of {}", known(&profiles))));
+        }
+    };
+    Ok(Config { path: path.to_path_buf(), default_profile, profiles })
+}
+
+fn known(profiles: &BTreeMap<String, Profile>) -> String {
+    profiles.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// Profile names become parts of device names and file names: keep them plain.
+pub fn valid_profile_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn check_mxid(user: &str) -> Result<(), String> {
+    match user.strip_prefix('@').and_then(|rest| rest.split_once(':')) {
+        Some((local, server)) if !local.is_empty() && !server.is_empty() => Ok(()),
+        _ => Err(format!("{user:?} is not a full Matrix user id; write it as \"@name:server.name\"")),
+    }
+}
+
+/// Parses a homeserver base URL and gives it a trailing slash, so that joining
+/// `_matrix/...` keeps any path prefix (`https://host/matrix/`).
+fn parse_base_url(text: &str) -> Result<Url, String> {
+    let mut url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e}); write e.g. \"https://matrix.example.com\""))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} must start with https:// (or http:// for a local server)"));
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+default_profile = "admin"
+[profiles.admin]
+homeserver = "https://matrix.example.com/prefix"
+user = "@admin:example.com"
+password = { age_file = "password.age", identity = "identity.txt" }
+mint = "login"
+default_ttl = "5m"
+max_ttl = "1h"
+token_env = "MATRIX_ADMIN_TOKEN"
+"#;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("/etc/mx/config.toml"), text).expect_err("should fail").to_string()
+    }
+
+    #[test]
+    fn the_documented_shape_parses() {
+        let c = parse(Path::new("/etc/mx/config.toml"), GOOD).expect("valid");
+        let p = &c.profiles["admin"];
+        assert_eq!(p.homeserver.as_str(), "https://matrix.example.com/prefix/");
+        assert_eq!(p.default_ttl, Duration::from_secs(300));
+        assert_eq!(p.lease_user, "@admin:example.com");
+        assert_eq!(
+            p.password,
+            PasswordConfig::AgeFile {
+                age_file: "/etc/mx/password.age".into(),
+                identity: "/etc/mx/identity.txt".into()
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = err(&GOOD.replace("\"5m\"", "\"5 parsecs\""));
+        assert!(e.contains("/etc/mx/config.toml") && e.contains("default_ttl"), "{e}");
+        let e = err(&GOOD.replace("\"1h\"", "\"1m\""));
+        assert!(e.contains("`profiles.admin.default_ttl` (5m) is longer than max_ttl (1m)"), "{e}");
+        let e = err(&GOOD.replace("token_env", "tokn_env"));
+        assert!(e.contains("unknown field `tokn_env`"), "{e}");
+        let e = err(&GOOD.replace("@admin:example.com", "admin"));
+        assert!(e.contains("`profiles.admin.user`"), "{e}");
+        let e = err(&GOOD.replace("default_profile = \"admin\"", "default_profile = \"nope\""));
+        assert!(e.contains("`default_profile` names \"nope\", which is not a profile; known: admin"), "{e}");
+        let e = err(&GOOD.replace("mint = \"login\"", "mint = \"admin-api\""));
+        assert!(e.contains("`profiles.admin.lease_user` is required"), "{e}");
+    }
+}

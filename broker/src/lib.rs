@@ -1,0 +1,16 @@
+//! `mxtokend`, the mxtoken broker: holds a Matrix admin password sealed and
+//! hands out short-lived access tokens (leases) over a private Unix socket,
+//! revoking each one when its lease ends.
+//!
+//! See ARCHITECTURE.md for the map of this crate.
+
+pub mod broker;
+pub mod config;
+pub mod homeserver;
+pub mod ids;
+pub mod mint;
+pub mod password;
+pub mod platform;
+pub mod revoke;
+pub mod server;
+pub mod socket;

@@ -1,0 +1,247 @@
+//! Request and response bodies, one section per route.
+//!
+//! | route                         | request              | response        |
+//! |-------------------------------|----------------------|-----------------|
+//! | `GET  /v1/status`             | —                    | [`Status`]      |
+//! | `POST /v1/leases`             | [`CreateLease`]      | [`LeaseGranted`] (201) |
+//! | `GET  /v1/leases`             | —                    | [`LeaseList`]   |
+//! | `DELETE /v1/leases/{id}`      | —                    | [`Released`]    |
+//!
+//! Requests reject unknown fields so a typo is an error, not a silent default.
+
+use crate::{AccessToken, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// How a profile obtains a lease's token from the homeserver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MintKind {
+    /// A password `/login` per lease: one device per lease, rate-limited.
+    Login,
+    /// Synapse's admin API `POST /_synapse/admin/v1/users/{user}/login`:
+    /// no device, server-side expiry, no login rate limit.
+    AdminApi,
+}
+
+impl std::fmt::Display for MintKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MintKind::Login => "login",
+            MintKind::AdminApi => "admin-api",
+        })
+    }
+}
+
+/// `POST /v1/leases`: ask for a fresh token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLease {
+    /// Profile name; the broker's `default_profile` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Lease lifetime as a humantime duration (`"90s"`, `"5m"`); the
+    /// profile's `default_ttl` when absent. Above `max_ttl` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Free text recorded with the lease and in the device's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// End the lease when the process that sent this request exits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bind_to_client: bool,
+    /// End the lease when this process exits (it must belong to the
+    /// requesting uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_pid: Option<u32>,
+}
+
+/// What the broker knows of a lease. Never holds the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// The lease id (`mxt-` followed by random characters).
+    pub id: String,
+    /// The profile the lease was taken from.
+    pub profile: String,
+    /// The requester's purpose text, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// The Matrix user the token acts as.
+    pub user_id: String,
+    /// The homeserver base URL.
+    pub homeserver: String,
+    /// How the token was minted.
+    pub mint: MintKind,
+    /// The device created for the lease (`login` mint only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// When the lease was granted.
+    pub created_at: Timestamp,
+    /// When the lease ends unless released earlier.
+    pub expires_at: Timestamp,
+    /// Uid of the process that asked for the lease.
+    pub peer_uid: u32,
+    /// Pid of the process that asked for the lease, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_pid: Option<u32>,
+    /// The process whose exit ends the lease, if bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_pid: Option<u32>,
+}
+
+/// `201` answer to [`CreateLease`]: the only message that ever carries the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseGranted {
+    /// The lease.
+    pub lease: LeaseInfo,
+    /// The access token. Shown once; the broker never returns it again.
+    pub token: AccessToken,
+    /// The environment variable the profile wants the token in.
+    pub token_env: String,
+}
+
+/// `GET /v1/leases`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseList {
+    /// Live leases, oldest first.
+    pub leases: Vec<LeaseInfo>,
+}
+
+/// Whether a token is known to be dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Revocation {
+    /// The homeserver confirmed the token is gone.
+    Revoked,
+    /// The homeserver could not be reached; the broker keeps retrying.
+    Pending,
+}
+
+/// `DELETE /v1/leases/{id}` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    /// The lease that ended.
+    pub lease_id: String,
+    /// The state of its token.
+    pub revocation: Revocation,
+}
+
+/// One profile as `GET /v1/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileStatus {
+    /// Profile name.
+    pub name: String,
+    /// Homeserver base URL.
+    pub homeserver: String,
+    /// The account whose password the broker holds.
+    pub user_id: String,
+    /// The account leases act as.
+    pub lease_user: String,
+    /// How leases are minted.
+    pub mint: MintKind,
+    /// Whether the password is currently unavailable (sealed, not unlocked).
+    pub locked: bool,
+    /// Default lease lifetime in seconds.
+    pub default_ttl_secs: u64,
+    /// Longest lease lifetime in seconds.
+    pub max_ttl_secs: u64,
+    /// Environment variable for the token.
+    pub token_env: String,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The broker's [`crate::PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// The broker's package version.
+    pub broker_version: String,
+    /// The broker's pid.
+    pub pid: u32,
+    /// The profile used when a request names none.
+    pub default_profile: String,
+    /// Every configured profile.
+    pub profiles: Vec<ProfileStatus>,
+    /// Number of live leases.
+    pub live_leases: usize,
+    /// Revocations not yet confirmed by the homeserver.
+    pub pending_revocations: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ApiError, ErrorCode};
+
+    fn lease() -> LeaseInfo {
+        LeaseInfo {
+            id: "mxt-abc".into(),
+            profile: "admin".into(),
+            purpose: Some("cron".into()),
+            user_id: "@admin:example.com".into(),
+            homeserver: "https://matrix.example.com".into(),
+            mint: MintKind::Login,
+            device_id: Some("MXTOKEN_abc".into()),
+            created_at: Timestamp::from_unix_ms(1_000),
+            expires_at: Timestamp::from_unix_ms(301_000),
+            peer_uid: 1000,
+            peer_pid: Some(42),
+            bound_pid: None,
+        }
+    }
+
+    #[test]
+    fn create_lease_golden() {
+        let req = CreateLease {
+            profile: Some("admin".into()),
+            ttl: Some("90s".into()),
+            purpose: None,
+            bind_to_client: true,
+            bind_pid: None,
+        };
+        let json = serde_json::to_string(&req).expect("serialize");
+        assert_eq!(json, r#"{"profile":"admin","ttl":"90s","bind_to_client":true}"#);
+        assert_eq!(serde_json::from_str::<CreateLease>(&json).expect("parse"), req);
+        assert_eq!(serde_json::from_str::<CreateLease>("{}").expect("parse"), CreateLease::default());
+    }
+
+    #[test]
+    fn create_lease_rejects_unknown_fields() {
+        let err = serde_json::from_str::<CreateLease>(r#"{"tll":"5m"}"#).expect_err("typo");
+        assert!(err.to_string().contains("unknown field `tll`"), "{err}");
+    }
+
+    #[test]
+    fn granted_debug_hides_token_but_json_carries_it() {
+        let g = LeaseGranted {
+            lease: lease(),
+            token: AccessToken::new("syt_secret".into()),
+            token_env: "MATRIX_ADMIN_TOKEN".into(),
+        };
+        assert!(!format!("{g:?}").contains("syt_secret"));
+        let json = serde_json::to_string(&g).expect("serialize");
+        assert!(json.contains(r#""token":"syt_secret""#));
+        let back: LeaseGranted = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.token.expose(), "syt_secret");
+        assert_eq!(back.lease, lease());
+    }
+
+    #[test]
+    fn lease_info_golden() {
+        let json = serde_json::to_value(lease()).expect("serialize");
+        assert_eq!(json["mint"], "login");
+        assert_eq!(json["created_at"], "1970-01-01T00:00:01.000Z");
+        assert!(json.get("bound_pid").is_none());
+    }
+
+    #[test]
+    fn error_codes_are_stable_and_tolerate_new_ones() {
+        let e = ApiError::new(ErrorCode::TtlTooLong, "too long");
+        assert_eq!(
+            serde_json::to_string(&e).expect("serialize"),
+            r#"{"code":"ttl_too_long","message":"too long"}"#
+        );
+        let future: ApiError =
+            serde_json::from_str(r#"{"code":"brand_new","message":"m"}"#).expect("parse");
+        assert_eq!(future.code, ErrorCode::Unknown);
+    }
+}
