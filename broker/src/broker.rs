@@ -117,7 +117,7 @@ impl Broker {
             profile: profile.name.clone(),
             purpose,
             user_id: profile.lease_user.clone(),
-            homeserver: profile.homeserver.to_string(),
+            homeserver: display_url(&profile.homeserver),
             mint: profile.mint,
             device_id: minted.device_id,
             created_at,
@@ -232,7 +232,7 @@ impl Broker {
                 let p = m.profile();
                 ProfileStatus {
                     name: p.name.clone(),
-                    homeserver: p.homeserver.to_string(),
+                    homeserver: display_url(&p.homeserver),
                     user_id: p.user.clone(),
                     lease_user: p.lease_user.clone(),
                     mint: p.mint,
@@ -276,6 +276,12 @@ impl Broker {
             tracing::error!(count = pending.len(), "exiting with revocations the homeserver has not confirmed");
         }
     }
+}
+
+/// The base URL as users write it: without the trailing slash we keep
+/// internally, so `$MATRIX_HOMESERVER_URL/_matrix/...` has no double slash.
+fn display_url(u: &url::Url) -> String {
+    u.as_str().trim_end_matches('/').to_owned()
 }
 
 /// Validates a requested TTL against the profile.

@@ -84,7 +84,7 @@ impl Minter {
         if let Some(t) = guard.as_ref() {
             return Ok(t.clone());
         }
-        let suffix = crate::ids::random_suffix();
+        let suffix = crate::ids::random_suffix().to_ascii_uppercase();
         let device_id = format!("{DEVICE_PREFIX}BROKER_{suffix}");
         let display = format!("mxtoken broker root session ({}), never handed out", self.profile.name);
         let s = self.hs.password_login(&self.profile.user, &self.password, &device_id, &display).await?;

@@ -1,1 +1,5 @@
-fn main() {}
+//! `mxtoken`: see the library crate.
+
+fn main() -> std::process::ExitCode {
+    mxtoken_client::main()
+}

@@ -1,0 +1,97 @@
+//! Talking to the broker: one HTTP/1.1 request per connection on its socket.
+
+use crate::error::ClientError;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use mxtoken_proto::{
+    API_PREFIX, ApiError, CreateLease, LeaseGranted, LeaseList, PROTOCOL_VERSION, Released, Status, VERSION_HEADER,
+};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// A handle on the broker at one socket path.
+#[derive(Debug, Clone)]
+pub struct BrokerClient {
+    socket: PathBuf,
+}
+
+impl BrokerClient {
+    /// A client for the broker listening on `socket`.
+    pub fn new(socket: PathBuf) -> Self {
+        Self { socket }
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// `POST /v1/leases`.
+    pub async fn create_lease(&self, req: &CreateLease) -> Result<LeaseGranted, ClientError> {
+        self.call(Method::POST, "/leases", Some(serde_json::to_vec(req).map_err(|e| ClientError::Other(e.to_string()))?))
+            .await
+    }
+
+    /// `DELETE /v1/leases/{id}`.
+    pub async fn release(&self, id: &str) -> Result<Released, ClientError> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ClientError::Api(ApiError::new(
+                mxtoken_proto::ErrorCode::UnknownLease,
+                format!("{id:?} is not a lease id; `mxtoken leases` lists them"),
+            )));
+        }
+        self.call(Method::DELETE, &format!("/leases/{id}"), None).await
+    }
+
+    /// `GET /v1/leases`.
+    pub async fn leases(&self) -> Result<LeaseList, ClientError> {
+        self.call(Method::GET, "/leases", None).await
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        self.call(Method::GET, "/status", None).await
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: Method, route: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                ClientError::NoBroker { socket: self.socket.clone() }
+            }
+            _ => ClientError::SocketAccess { socket: self.socket.clone(), source: e },
+        })?;
+        let broken = |what: &str| ClientError::Protocol(format!("the broker at {} {what}", self.socket.display()));
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| broken("hung up during the handshake"))?;
+        tokio::spawn(conn);
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{API_PREFIX}{route}"))
+            .header(hyper::header::HOST, "mxtokend")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let resp = sender.send_request(request).await.map_err(|_| broken("closed the connection without an answer"))?;
+        let version = resp.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+        match version {
+            Some(PROTOCOL_VERSION) => {}
+            Some(other) => {
+                return Err(ClientError::Protocol(format!(
+                    "the broker at {} speaks protocol {other}, this mxtoken speaks {PROTOCOL_VERSION}; restart the broker from the same version (`mxtoken stop`, then start mxtokend)",
+                    self.socket.display()
+                )));
+            }
+            None => return Err(broken("is not an mxtokend (no protocol header in its answer)")),
+        }
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map_err(|_| broken("broke off its answer"))?.to_bytes();
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| broken(&format!("sent an answer this mxtoken cannot read ({e})")))
+        } else {
+            let err: ApiError = serde_json::from_slice(&bytes).map_err(|_| broken(&format!("answered {status} without an error body")))?;
+            Err(ClientError::Api(err))
+        }
+    }
+}

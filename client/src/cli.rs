@@ -1,0 +1,99 @@
+//! The command line, as clap sees it.
+
+use crate::shell::Shell;
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Run jobs with short-lived Matrix admin tokens from the mxtokend broker.
+#[derive(Debug, Parser)]
+#[command(name = "mxtoken", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Broker socket [default: $MXTOKEN_SOCKET, else $XDG_RUNTIME_DIR/mxtoken/broker.sock, else /tmp/mxtoken-$UID/broker.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run CMD with a fresh token in its environment; revoke it when CMD exits.
+    Exec(ExecArgs),
+    /// Print shell lines that export a fresh token: eval "$(mxtoken env)".
+    Env(EnvArgs),
+    /// Print a fresh token and nothing else (for scripts and Ansible lookups).
+    Get(GetArgs),
+    /// End a lease now and revoke its token.
+    Release {
+        /// The lease id (`mxtoken leases` lists them; `env` exports it as MXTOKEN_LEASE_ID).
+        lease_id: String,
+    },
+    /// List live leases (never their tokens).
+    Leases {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the broker's version, profiles and live lease count.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options shared by every command that takes a lease.
+#[derive(Debug, Args)]
+pub struct LeaseArgs {
+    /// Profile to take the lease from [default: the config's default_profile]
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Lease lifetime, e.g. 90s, 5m, 1h [default: the profile's default_ttl]
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Why you need the token; recorded with the lease and on its device.
+    #[arg(long, value_name = "TEXT")]
+    pub purpose: Option<String>,
+    /// If the homeserver rate-limits the login, wait until it allows one.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `mxtoken exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `mxtoken env`.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+    /// Shell syntax to print.
+    #[arg(long, value_enum, default_value_t = Shell::Sh)]
+    pub shell: Shell,
+    /// Also end the lease when process PID exits (e.g. `--bind-pid $$` for your shell).
+    #[arg(long, value_name = "PID")]
+    pub bind_pid: Option<u32>,
+}
+
+/// `mxtoken get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+    /// Print {"token","lease_id","expires_at","homeserver","user_id"} as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also end the lease when process PID exits.
+    #[arg(long, value_name = "PID")]
+    pub bind_pid: Option<u32>,
+}

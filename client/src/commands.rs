@@ -1,0 +1,110 @@
+//! The commands that print: `env`, `get`, `release`, `leases`, `status`.
+
+use crate::api::BrokerClient;
+use crate::cli::{EnvArgs, GetArgs};
+use crate::error::ClientError;
+use crate::shell;
+use mxtoken_proto::{LeaseInfo, Revocation, Timestamp};
+use std::time::SystemTime;
+
+/// `mxtoken env`.
+pub async fn env(client: &BrokerClient, args: EnvArgs) -> Result<String, ClientError> {
+    let g = crate::lease::take(client, &args.lease, false, args.bind_pid, "env".into()).await?;
+    let vars = [
+        (g.token_env.as_str(), g.token.expose()),
+        ("MATRIX_HOMESERVER_URL", g.lease.homeserver.as_str()),
+        ("MATRIX_ADMIN_USER", g.lease.user_id.as_str()),
+        ("MXTOKEN_LEASE_ID", g.lease.id.as_str()),
+    ];
+    Ok(shell::render(args.shell, &vars))
+}
+
+/// `mxtoken get`.
+pub async fn get(client: &BrokerClient, args: GetArgs) -> Result<String, ClientError> {
+    let g = crate::lease::take(client, &args.lease, false, args.bind_pid, "get".into()).await?;
+    if args.json {
+        let v = serde_json::json!({
+            "token": g.token.expose(),
+            "lease_id": g.lease.id,
+            "expires_at": g.lease.expires_at,
+            "homeserver": g.lease.homeserver,
+            "user_id": g.lease.user_id,
+        });
+        Ok(format!("{v}\n"))
+    } else {
+        Ok(format!("{}\n", g.token.expose()))
+    }
+}
+
+/// `mxtoken release`: reports on stderr, prints nothing.
+pub async fn release(client: &BrokerClient, id: &str) -> Result<String, ClientError> {
+    let r = client.release(id).await?;
+    match r.revocation {
+        Revocation::Revoked => eprintln!("mxtoken: lease {} released; its token is revoked", r.lease_id),
+        Revocation::Pending => eprintln!(
+            "mxtoken: lease {} released; the homeserver is unreachable, the broker keeps retrying the revocation",
+            r.lease_id
+        ),
+    }
+    Ok(String::new())
+}
+
+/// `mxtoken leases`.
+pub async fn leases(client: &BrokerClient, json: bool) -> Result<String, ClientError> {
+    let list = client.leases().await?;
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&list).map_err(|e| ClientError::Other(e.to_string()))?));
+    }
+    if list.leases.is_empty() {
+        return Ok("no live leases\n".into());
+    }
+    let mut out = format!("{:<22} {:<12} {:<10} {:<30} {}\n", "LEASE", "PROFILE", "EXPIRES", "USER", "PURPOSE");
+    for l in &list.leases {
+        out.push_str(&format!(
+            "{:<22} {:<12} {:<10} {:<30} {}\n",
+            l.id,
+            l.profile,
+            time_left(l),
+            l.user_id,
+            l.purpose.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(out)
+}
+
+fn time_left(l: &LeaseInfo) -> String {
+    let now = Timestamp::from_system_time(SystemTime::now());
+    let secs = l.expires_at.unix_ms().saturating_sub(now.unix_ms()) / 1000;
+    format!("in {}", humantime::format_duration(std::time::Duration::from_secs(secs)))
+}
+
+/// `mxtoken status`.
+pub async fn status(client: &BrokerClient, json: bool) -> Result<String, ClientError> {
+    let s = client.status().await?;
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&s).map_err(|e| ClientError::Other(e.to_string()))?));
+    }
+    let mut out = format!(
+        "mxtokend {} (protocol {}, pid {}) on {}\nlive leases: {}\npending revocations: {}\nprofiles:\n",
+        s.broker_version,
+        s.protocol_version,
+        s.pid,
+        client.socket().display(),
+        s.live_leases,
+        s.pending_revocations
+    );
+    for p in &s.profiles {
+        let default = if p.name == s.default_profile { " (default)" } else { "" };
+        out.push_str(&format!(
+            "  {}{default}: {} as {} via {} mint, ttl {}s (max {}s){}\n",
+            p.name,
+            p.homeserver,
+            p.lease_user,
+            p.mint,
+            p.default_ttl_secs,
+            p.max_ttl_secs,
+            if p.locked { ", LOCKED" } else { "" }
+        ));
+    }
+    Ok(out)
+}

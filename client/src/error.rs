@@ -1,0 +1,116 @@
+//! What can go wrong in the client, and the exit code for each (one place).
+
+use mxtoken_proto::{ApiError, ErrorCode};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit codes of `mxtoken`. `exec` otherwise exits with its command's status.
+pub mod exit {
+    /// Something unexpected failed.
+    pub const FAILURE: u8 = 1;
+    /// Bad command-line usage (clap's code).
+    pub const USAGE: u8 = 2;
+    /// The broker refused the request as invalid (TTL, profile, lease id, pid).
+    pub const INVALID: u8 = 65;
+    /// No broker answers on the socket.
+    pub const NO_BROKER: u8 = 69;
+    /// The broker hit an internal error.
+    pub const BROKER_FAILED: u8 = 70;
+    /// The homeserver could not be reached or gave a broken answer.
+    pub const HOMESERVER: u8 = 74;
+    /// The homeserver is rate-limiting; try again later (or `--wait`).
+    pub const RATE_LIMITED: u8 = 75;
+    /// The broker speaks another protocol version.
+    pub const PROTOCOL: u8 = 76;
+    /// Refused: wrong password, not an admin, or not allowed on this broker.
+    pub const REFUSED: u8 = 77;
+    /// `exec`: the command could not be executed.
+    pub const CANNOT_EXECUTE: u8 = 126;
+    /// `exec`: the command was not found.
+    pub const NOT_FOUND: u8 = 127;
+}
+
+/// A client failure; its `Display` is the one sentence shown to the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens on the socket.
+    #[error("the broker is not running (nothing answers on {socket}); start it with `mxtokend`")]
+    NoBroker {
+        /// Where we looked.
+        socket: PathBuf,
+    },
+    /// The socket exists but we may not use it.
+    #[error("cannot use the broker socket {socket}: {source}")]
+    SocketAccess {
+        /// The socket.
+        socket: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The peer is not an mxtokend of our protocol version.
+    #[error("{0}")]
+    Protocol(String),
+    /// The broker answered with an error.
+    #[error("{}", describe_api_error(.0))]
+    Api(ApiError),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ClientError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::NoBroker { .. } => exit::NO_BROKER,
+            ClientError::SocketAccess { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => exit::REFUSED,
+            ClientError::SocketAccess { .. } => exit::NO_BROKER,
+            ClientError::Protocol(_) => exit::PROTOCOL,
+            ClientError::Other(_) => exit::FAILURE,
+            ClientError::Api(e) => match e.code {
+                ErrorCode::BadRequest
+                | ErrorCode::TtlTooLong
+                | ErrorCode::UnknownProfile
+                | ErrorCode::UnknownLease
+                | ErrorCode::BadBindPid
+                | ErrorCode::PayloadTooLarge => exit::INVALID,
+                ErrorCode::UnknownRoute => exit::PROTOCOL,
+                ErrorCode::Forbidden | ErrorCode::WrongPassword | ErrorCode::HomeserverRefused => exit::REFUSED,
+                ErrorCode::RateLimited | ErrorCode::LimitReached | ErrorCode::Locked => exit::RATE_LIMITED,
+                ErrorCode::HomeserverUnreachable | ErrorCode::HomeserverError => exit::HOMESERVER,
+                ErrorCode::Internal | ErrorCode::Unknown => exit::BROKER_FAILED,
+            },
+        }
+    }
+
+    /// How long the homeserver asked us to wait, for a rate-limit error.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::Api(ApiError { code: ErrorCode::RateLimited, retry_after_ms, .. }) => {
+                Some(Duration::from_millis(retry_after_ms.unwrap_or(0)))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn describe_api_error(e: &ApiError) -> String {
+    match (e.code, e.retry_after_ms) {
+        (ErrorCode::RateLimited, Some(ms)) => format!(
+            "{}: it allows the next login in {}; `mint = \"admin-api\"` avoids this limit (see README), or retry with --wait",
+            e.message,
+            format_wait(Duration::from_millis(ms))
+        ),
+        (ErrorCode::RateLimited, None) => format!(
+            "{}; try again later, or use `mint = \"admin-api\"` which avoids this limit (see README)",
+            e.message
+        ),
+        _ => e.message.clone(),
+    }
+}
+
+/// A wait rounded up to whole seconds, as humantime writes it (`5m 29s`).
+pub fn format_wait(d: Duration) -> String {
+    let secs = d.as_millis().div_ceil(1000);
+    humantime::format_duration(Duration::from_secs(u64::try_from(secs).unwrap_or(u64::MAX))).to_string()
+}

@@ -1,0 +1,60 @@
+//! `mxtoken`, the client of the mxtokend broker.
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod exec;
+pub mod lease;
+pub mod shell;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use error::{ClientError, exit};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    let socket = mxtoken_proto::resolve_socket_path(&mxtoken_proto::SocketLookup {
+        explicit: cli.socket.clone(),
+        env_socket: std::env::var("MXTOKEN_SOCKET").ok(),
+        xdg_runtime_dir: std::env::var("XDG_RUNTIME_DIR").ok(),
+        uid: rustix::process::getuid().as_raw(),
+    });
+    let client = api::BrokerClient::new(socket);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&ClientError::Other(format!("cannot start the async runtime: {e}"))),
+    };
+    let printed = match cli.command {
+        Command::Exec(args) => return exec::run(&rt, &client, args).map_or_else(|e| fail(&e), ExitCode::from),
+        Command::Env(args) => rt.block_on(commands::env(&client, args)),
+        Command::Get(args) => rt.block_on(commands::get(&client, args)),
+        Command::Release { lease_id } => rt.block_on(commands::release(&client, &lease_id)),
+        Command::Leases { json } => rt.block_on(commands::leases(&client, json)),
+        Command::Status { json } => rt.block_on(commands::status(&client, json)),
+    };
+    match printed {
+        Ok(text) => {
+            let mut out = std::io::stdout().lock();
+            if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+                return ExitCode::from(exit::FAILURE);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &ClientError) -> ExitCode {
+    eprintln!("mxtoken: {e}");
+    ExitCode::from(e.exit_code())
+}
