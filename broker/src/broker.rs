@@ -8,8 +8,8 @@ use crate::mint::Minter;
 use crate::platform::ExitWatch;
 use crate::revoke::Revoker;
 use mxtoken_proto::{
-    AccessToken, ApiError, CreateLease, ErrorCode, LeaseGranted, LeaseInfo, ProfileStatus, Released, Revocation, Status,
-    Timestamp, PROTOCOL_VERSION,
+    AccessToken, ApiError, CreateLease, ErrorCode, LeaseGranted, LeaseInfo, PROTOCOL_VERSION,
+    ProfileStatus, Released, Revocation, Status, Timestamp,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -66,7 +66,9 @@ struct Inner {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("profiles", &self.inner.minters.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+        f.debug_struct("Broker")
+            .field("profiles", &self.inner.minters.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,7 +78,10 @@ const MAX_PURPOSE_CHARS: usize = 200;
 impl Broker {
     /// Builds the broker from one minter per profile.
     pub fn new(default_profile: String, minters: Vec<Minter>) -> Self {
-        let minters = minters.into_iter().map(|m| (m.profile().name.clone(), m)).collect();
+        let minters = minters
+            .into_iter()
+            .map(|m| (m.profile().name.clone(), m))
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 default_profile,
@@ -94,16 +99,34 @@ impl Broker {
     fn minter(&self, name: Option<&str>) -> Result<&Minter, ApiError> {
         let name = name.unwrap_or(&self.inner.default_profile);
         self.inner.minters.get(name).ok_or_else(|| {
-            let known = self.inner.minters.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
-            ApiError::new(ErrorCode::UnknownProfile, format!("there is no profile {name:?}; known profiles: {known}"))
+            let known = self
+                .inner
+                .minters
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            ApiError::new(
+                ErrorCode::UnknownProfile,
+                format!("there is no profile {name:?}; known profiles: {known}"),
+            )
         })
     }
 
     /// Grants a lease: mints a token and arms its end (TTL, bound process).
-    pub async fn create_lease(&self, peer: Peer, req: CreateLease) -> Result<LeaseGranted, ApiError> {
+    pub async fn create_lease(
+        &self,
+        peer: Peer,
+        req: CreateLease,
+    ) -> Result<LeaseGranted, ApiError> {
         let minter = self.minter(req.profile.as_deref())?;
         let profile = minter.profile();
-        let ttl = parse_ttl(req.ttl.as_deref(), profile.default_ttl, profile.max_ttl, &profile.name)?;
+        let ttl = parse_ttl(
+            req.ttl.as_deref(),
+            profile.default_ttl,
+            profile.max_ttl,
+            &profile.name,
+        )?;
         let purpose = check_purpose(req.purpose)?;
         let watches = self.bind_watches(peer, req.bind_to_client, req.bind_pid)?;
         let bound_pid = watches.first().map(ExitWatch::pid);
@@ -111,7 +134,10 @@ impl Broker {
         let id = crate::ids::new_lease_id();
         let created_at = Timestamp::from_system_time(SystemTime::now());
         let expires_at = created_at.saturating_add(ttl);
-        let minted = minter.mint(&id, purpose.as_deref(), expires_at).await.map_err(|e| mint_error(&e, minter))?;
+        let minted = minter
+            .mint(&id, purpose.as_deref(), expires_at)
+            .await
+            .map_err(|e| mint_error(&e, minter))?;
         let info = LeaseInfo {
             id: id.clone(),
             profile: profile.name.clone(),
@@ -134,23 +160,50 @@ impl Broker {
         // Insert before arming the watcher so it always finds the lease.
         let mut leases = self.leases();
         let watcher = tokio::spawn(self.clone().watch(id.clone(), ttl, watches)).abort_handle();
-        leases.insert(id, LiveLease { info: info.clone(), token: minted.token.clone(), watcher });
+        leases.insert(
+            id,
+            LiveLease {
+                info: info.clone(),
+                token: minted.token.clone(),
+                watcher,
+            },
+        );
         drop(leases);
-        Ok(LeaseGranted { lease: info, token: minted.token, token_env: profile.token_env.clone() })
+        Ok(LeaseGranted {
+            lease: info,
+            token: minted.token,
+            token_env: profile.token_env.clone(),
+        })
     }
 
-    fn bind_watches(&self, peer: Peer, to_client: bool, pid: Option<u32>) -> Result<Vec<ExitWatch>, ApiError> {
+    fn bind_watches(
+        &self,
+        peer: Peer,
+        to_client: bool,
+        pid: Option<u32>,
+    ) -> Result<Vec<ExitWatch>, ApiError> {
         let mut watches = Vec::new();
         if to_client {
             let Some(client) = peer.pid else {
-                return Err(ApiError::new(ErrorCode::BadBindPid, "the OS did not report the client's pid, so the lease cannot be bound to it"));
+                return Err(ApiError::new(
+                    ErrorCode::BadBindPid,
+                    "the OS did not report the client's pid, so the lease cannot be bound to it",
+                ));
             };
             watches.push(ExitWatch::new(client).map_err(|e| {
-                ApiError::new(ErrorCode::BadBindPid, format!("cannot watch the client process {client}: {e}"))
+                ApiError::new(
+                    ErrorCode::BadBindPid,
+                    format!("cannot watch the client process {client}: {e}"),
+                )
             })?);
         }
         if let Some(pid) = pid {
-            let gone = || ApiError::new(ErrorCode::BadBindPid, format!("bind_pid: there is no process {pid}"));
+            let gone = || {
+                ApiError::new(
+                    ErrorCode::BadBindPid,
+                    format!("bind_pid: there is no process {pid}"),
+                )
+            };
             // Open the watch first, then check the owner: the pid cannot be
             // recycled while we hold a pidfd to it.
             let watch = ExitWatch::new(pid).map_err(|_| gone())?;
@@ -158,7 +211,9 @@ impl Broker {
             if owner != peer.uid {
                 return Err(ApiError::new(
                     ErrorCode::BadBindPid,
-                    format!("bind_pid: process {pid} belongs to another user; bind the lease to one of your own processes"),
+                    format!(
+                        "bind_pid: process {pid} belongs to another user; bind the lease to one of your own processes"
+                    ),
                 ));
             }
             watches.insert(0, watch);
@@ -192,25 +247,45 @@ impl Broker {
         {
             let leases = self.leases();
             let Some(lease) = leases.get(id) else {
-                return Err(ApiError::new(ErrorCode::UnknownLease, format!("there is no live lease {id:?}; it may have ended already")));
+                return Err(ApiError::new(
+                    ErrorCode::UnknownLease,
+                    format!("there is no live lease {id:?}; it may have ended already"),
+                ));
             };
             if lease.info.peer_uid != peer.uid {
-                return Err(ApiError::new(ErrorCode::Forbidden, format!("lease {id} belongs to another user")));
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("lease {id} belongs to another user"),
+                ));
             }
             lease.watcher.abort();
         }
-        let revocation = self.end(id, EndReason::Released).await.unwrap_or(Revocation::Revoked);
-        Ok(Released { lease_id: id.to_owned(), revocation })
+        let revocation = self
+            .end(id, EndReason::Released)
+            .await
+            .unwrap_or(Revocation::Revoked);
+        Ok(Released {
+            lease_id: id.to_owned(),
+            revocation,
+        })
     }
 
     /// Removes the lease and revokes its token; `None` if someone else already did.
     async fn end(&self, id: &str, reason: EndReason) -> Option<Revocation> {
         let lease = self.leases().remove(id)?;
         let minter = self.inner.minters.get(&lease.info.profile)?;
-        let outcome = self.inner.revoker.revoke(id, minter.homeserver(), lease.token).await;
+        let outcome = self
+            .inner
+            .revoker
+            .revoke(id, minter.homeserver(), lease.token)
+            .await;
         match outcome {
-            Revocation::Revoked => tracing::info!(lease = %id, reason = %reason, "lease ended; token revoked"),
-            Revocation::Pending => tracing::warn!(lease = %id, reason = %reason, "lease ended; revocation pending"),
+            Revocation::Revoked => {
+                tracing::info!(lease = %id, reason = %reason, "lease ended; token revoked")
+            }
+            Revocation::Pending => {
+                tracing::warn!(lease = %id, reason = %reason, "lease ended; revocation pending")
+            }
         }
         Some(outcome)
     }
@@ -218,7 +293,11 @@ impl Broker {
     /// Live leases, oldest first. Tokens are not included.
     pub fn list(&self) -> Vec<LeaseInfo> {
         let mut v: Vec<LeaseInfo> = self.leases().values().map(|l| l.info.clone()).collect();
-        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        v.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         v
     }
 
@@ -261,7 +340,10 @@ impl Broker {
             leases.values().for_each(|l| l.watcher.abort());
             leases.keys().cloned().collect()
         };
-        tracing::info!(leases = ids.len(), "shutting down: revoking every live lease");
+        tracing::info!(
+            leases = ids.len(),
+            "shutting down: revoking every live lease"
+        );
         let mut set = tokio::task::JoinSet::new();
         for id in ids {
             let this = self.clone();
@@ -273,7 +355,10 @@ impl Broker {
         }
         let pending = self.inner.revoker.pending();
         if !pending.is_empty() {
-            tracing::error!(count = pending.len(), "exiting with revocations the homeserver has not confirmed");
+            tracing::error!(
+                count = pending.len(),
+                "exiting with revocations the homeserver has not confirmed"
+            );
         }
     }
 }
@@ -285,9 +370,19 @@ fn display_url(u: &url::Url) -> String {
 }
 
 /// Validates a requested TTL against the profile.
-pub fn parse_ttl(text: Option<&str>, default: Duration, max: Duration, profile: &str) -> Result<Duration, ApiError> {
+pub fn parse_ttl(
+    text: Option<&str>,
+    default: Duration,
+    max: Duration,
+    profile: &str,
+) -> Result<Duration, ApiError> {
     let Some(text) = text else { return Ok(default) };
-    let bad = |why: &str| ApiError::new(ErrorCode::BadRequest, format!("ttl: {text:?} {why}; write a duration such as \"90s\" or \"5m\""));
+    let bad = |why: &str| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("ttl: {text:?} {why}; write a duration such as \"90s\" or \"5m\""),
+        )
+    };
     let ttl = humantime::parse_duration(text.trim()).map_err(|_| bad("is not a duration"))?;
     if ttl.is_zero() {
         return Err(bad("is zero"));
@@ -308,10 +403,16 @@ pub fn parse_ttl(text: Option<&str>, default: Duration, max: Duration, profile: 
 fn check_purpose(purpose: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(p) = purpose else { return Ok(None) };
     if p.chars().count() > MAX_PURPOSE_CHARS {
-        return Err(ApiError::new(ErrorCode::BadRequest, format!("purpose: longer than {MAX_PURPOSE_CHARS} characters")));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("purpose: longer than {MAX_PURPOSE_CHARS} characters"),
+        ));
     }
     if p.chars().any(char::is_control) {
-        return Err(ApiError::new(ErrorCode::BadRequest, "purpose: must not contain control characters"));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "purpose: must not contain control characters",
+        ));
     }
     Ok(Some(p).filter(|p| !p.is_empty()))
 }
@@ -323,31 +424,55 @@ fn mint_error(e: &HsError, minter: &Minter) -> ApiError {
         HsError::RateLimited { retry_after, .. } => {
             let mut err = ApiError::new(
                 ErrorCode::RateLimited,
-                format!("the homeserver at {} is rate-limiting logins for profile {:?}", p.homeserver, p.name),
+                format!(
+                    "the homeserver at {} is rate-limiting logins for profile {:?}",
+                    p.homeserver, p.name
+                ),
             );
-            err.retry_after_ms = retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            err.retry_after_ms =
+                retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             return err;
         }
         HsError::Unreachable { .. } => (ErrorCode::HomeserverUnreachable, e.to_string()),
         HsError::NotMatrix { .. } => (ErrorCode::HomeserverError, e.to_string()),
-        HsError::Matrix { errcode, error, status, .. } => match (errcode.as_str(), error.as_str()) {
+        HsError::Matrix {
+            errcode,
+            error,
+            status,
+            ..
+        } => match (errcode.as_str(), error.as_str()) {
             ("M_FORBIDDEN", err) if err.contains("not a server admin") => (
                 ErrorCode::HomeserverRefused,
-                format!("the homeserver says {} (profile {:?}) is not a server admin; make it an admin or use another account", p.user, p.name),
+                format!(
+                    "the homeserver says {} (profile {:?}) is not a server admin; make it an admin or use another account",
+                    p.user, p.name
+                ),
             ),
             ("M_FORBIDDEN", _) => (
                 ErrorCode::WrongPassword,
-                format!("the homeserver at {} refused the password of {} (profile {:?}); store the right one with `mxtoken init`", p.homeserver, p.user, p.name),
+                format!(
+                    "the homeserver at {} refused the password of {} (profile {:?}); store the right one with `mxtoken init`",
+                    p.homeserver, p.user, p.name
+                ),
             ),
             ("M_NOT_FOUND", _) if *status == 404 => (
                 ErrorCode::HomeserverRefused,
-                format!("the homeserver does not know lease_user {} (profile {:?}); create that account or fix lease_user", p.lease_user, p.name),
+                format!(
+                    "the homeserver does not know lease_user {} (profile {:?}); create that account or fix lease_user",
+                    p.lease_user, p.name
+                ),
             ),
             ("M_UNRECOGNIZED", _) => (
                 ErrorCode::HomeserverRefused,
-                format!("the homeserver at {} does not offer this API ({}); check homeserver and mint for profile {:?}", p.homeserver, error, p.name),
+                format!(
+                    "the homeserver at {} does not offer this API ({}); check homeserver and mint for profile {:?}",
+                    p.homeserver, error, p.name
+                ),
             ),
-            _ => (ErrorCode::HomeserverRefused, format!("{e} (profile {:?})", p.name)),
+            _ => (
+                ErrorCode::HomeserverRefused,
+                format!("{e} (profile {:?})", p.name),
+            ),
         },
     };
     tracing::warn!(profile = %p.name, error = %e, "minting a token failed");

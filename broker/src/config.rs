@@ -141,7 +141,11 @@ impl<'de> Deserialize<'de> for HumanDuration {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration ({e}); write e.g. \"90s\", \"5m\" or \"1h\"")))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration ({e}); write e.g. \"90s\", \"5m\" or \"1h\""
+                ))
+            })
     }
 }
 
@@ -171,9 +175,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ConfigError::Missing { path: path.to_path_buf() });
+            return Err(ConfigError::Missing {
+                path: path.to_path_buf(),
+            });
         }
-        Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
     parse(path, &text)
 }
@@ -191,7 +202,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     };
     let base_dir = path.parent().unwrap_or(Path::new("."));
     if raw.profiles.is_empty() {
-        return Err(invalid("profiles".into(), "is empty; add a [profiles.NAME] table".into()));
+        return Err(invalid(
+            "profiles".into(),
+            "is empty; add a [profiles.NAME] table".into(),
+        ));
     }
     let mut profiles = BTreeMap::new();
     for (name, p) in raw.profiles {
@@ -202,7 +216,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "is not a valid profile name; use letters, digits, '-' and '_'".into(),
             ));
         }
-        let homeserver = parse_base_url(&p.homeserver).map_err(|problem| invalid(key("homeserver"), problem))?;
+        let homeserver =
+            parse_base_url(&p.homeserver).map_err(|problem| invalid(key("homeserver"), problem))?;
         check_mxid(&p.user).map_err(|problem| invalid(key("user"), problem))?;
         let password = match (p.password.age_file, p.password.identity) {
             (Some(age_file), Some(identity)) => PasswordConfig::AgeFile {
@@ -210,7 +225,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 identity: base_dir.join(identity),
             },
             (Some(_), None) => {
-                return Err(invalid(key("password.identity"), "is missing; name the age identity file that decrypts age_file".into()));
+                return Err(invalid(
+                    key("password.identity"),
+                    "is missing; name the age identity file that decrypts age_file".into(),
+                ));
             }
             (None, _) => {
                 return Err(invalid(key("password"), "names no source; write password = { age_file = \"password.age\", identity = \"identity.txt\" }".into()));
@@ -219,7 +237,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let lease_user = match (p.mint, p.lease_user) {
             (MintKind::Login, None) => p.user.clone(),
             (MintKind::Login, Some(_)) => {
-                return Err(invalid(key("lease_user"), "only applies to mint = \"admin-api\"; remove it or change mint".into()));
+                return Err(invalid(
+                    key("lease_user"),
+                    "only applies to mint = \"admin-api\"; remove it or change mint".into(),
+                ));
             }
             (MintKind::AdminApi, None) => {
                 return Err(invalid(key("lease_user"), "is required with mint = \"admin-api\": name a second admin account for leases to act as".into()));
@@ -235,17 +256,27 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let default_ttl = p.default_ttl.map_or(DEFAULT_TTL, |d| d.0);
         let max_ttl = p.max_ttl.map_or(DEFAULT_MAX_TTL.max(default_ttl), |d| d.0);
         if default_ttl.is_zero() {
-            return Err(invalid(key("default_ttl"), "must be longer than zero".into()));
+            return Err(invalid(
+                key("default_ttl"),
+                "must be longer than zero".into(),
+            ));
         }
         if default_ttl > max_ttl {
             return Err(invalid(
                 key("default_ttl"),
-                format!("({}) is longer than max_ttl ({})", humantime::format_duration(default_ttl), humantime::format_duration(max_ttl)),
+                format!(
+                    "({}) is longer than max_ttl ({})",
+                    humantime::format_duration(default_ttl),
+                    humantime::format_duration(max_ttl)
+                ),
             ));
         }
         let token_env = p.token_env.unwrap_or_else(|| "MATRIX_ADMIN_TOKEN".into());
         if !valid_env_name(&token_env) {
-            return Err(invalid(key("token_env"), format!("{token_env:?} is not a valid environment variable name")));
+            return Err(invalid(
+                key("token_env"),
+                format!("{token_env:?} is not a valid environment variable name"),
+            ));
         }
         let profile = Profile {
             name: name.clone(),
@@ -267,24 +298,42 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         Some(name) => {
             return Err(invalid(
                 "default_profile".into(),
-                format!("names {name:?}, which is not a profile; known: {}", known(&profiles)),
+                format!(
+                    "names {name:?}, which is not a profile; known: {}",
+                    known(&profiles)
+                ),
             ));
         }
         None if profiles.len() == 1 => profiles.keys().next().cloned().unwrap_or_default(),
         None => {
-            return Err(invalid("default_profile".into(), format!("is missing; set it to one of {}", known(&profiles))));
+            return Err(invalid(
+                "default_profile".into(),
+                format!("is missing; set it to one of {}", known(&profiles)),
+            ));
         }
     };
-    Ok(Config { path: path.to_path_buf(), default_profile, profiles })
+    Ok(Config {
+        path: path.to_path_buf(),
+        default_profile,
+        profiles,
+    })
 }
 
 fn known(profiles: &BTreeMap<String, Profile>) -> String {
-    profiles.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+    profiles
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Profile names become parts of device names and file names: keep them plain.
 pub fn valid_profile_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -296,16 +345,22 @@ fn valid_env_name(name: &str) -> bool {
 fn check_mxid(user: &str) -> Result<(), String> {
     match user.strip_prefix('@').and_then(|rest| rest.split_once(':')) {
         Some((local, server)) if !local.is_empty() && !server.is_empty() => Ok(()),
-        _ => Err(format!("{user:?} is not a full Matrix user id; write it as \"@name:server.name\"")),
+        _ => Err(format!(
+            "{user:?} is not a full Matrix user id; write it as \"@name:server.name\""
+        )),
     }
 }
 
 /// Parses a homeserver base URL and gives it a trailing slash, so that joining
 /// `_matrix/...` keeps any path prefix (`https://host/matrix/`).
 fn parse_base_url(text: &str) -> Result<Url, String> {
-    let mut url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e}); write e.g. \"https://matrix.example.com\""))?;
+    let mut url = Url::parse(text).map_err(|e| {
+        format!("{text:?} is not a URL ({e}); write e.g. \"https://matrix.example.com\"")
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{text:?} must start with https:// (or http:// for a local server)"));
+        return Err(format!(
+            "{text:?} must start with https:// (or http:// for a local server)"
+        ));
     }
     if url.cannot_be_a_base() || url.host().is_none() {
         return Err(format!("{text:?} has no host"));
@@ -337,7 +392,9 @@ token_env = "MATRIX_ADMIN_TOKEN"
 "#;
 
     fn err(text: &str) -> String {
-        parse(Path::new("/etc/mx/config.toml"), text).expect_err("should fail").to_string()
+        parse(Path::new("/etc/mx/config.toml"), text)
+            .expect_err("should fail")
+            .to_string()
     }
 
     #[test]
@@ -359,15 +416,24 @@ token_env = "MATRIX_ADMIN_TOKEN"
     #[test]
     fn errors_name_file_and_key() {
         let e = err(&GOOD.replace("\"5m\"", "\"5 parsecs\""));
-        assert!(e.contains("/etc/mx/config.toml") && e.contains("default_ttl"), "{e}");
+        assert!(
+            e.contains("/etc/mx/config.toml") && e.contains("default_ttl"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("\"1h\"", "\"1m\""));
-        assert!(e.contains("`profiles.admin.default_ttl` (5m) is longer than max_ttl (1m)"), "{e}");
+        assert!(
+            e.contains("`profiles.admin.default_ttl` (5m) is longer than max_ttl (1m)"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("token_env", "tokn_env"));
         assert!(e.contains("unknown field `tokn_env`"), "{e}");
         let e = err(&GOOD.replace("@admin:example.com", "admin"));
         assert!(e.contains("`profiles.admin.user`"), "{e}");
         let e = err(&GOOD.replace("default_profile = \"admin\"", "default_profile = \"nope\""));
-        assert!(e.contains("`default_profile` names \"nope\", which is not a profile; known: admin"), "{e}");
+        assert!(
+            e.contains("`default_profile` names \"nope\", which is not a profile; known: admin"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("mint = \"login\"", "mint = \"admin-api\""));
         assert!(e.contains("`profiles.admin.lease_user` is required"), "{e}");
     }

@@ -42,7 +42,9 @@ pub enum HsError {
         error: String,
     },
     /// The answer is not a Matrix answer (an HTML error page from a proxy, ...).
-    #[error("the homeserver at {base} answered HTTP {status} with something that is not a Matrix response (is a reverse proxy failing?)")]
+    #[error(
+        "the homeserver at {base} answered HTTP {status} with something that is not a Matrix response (is a reverse proxy failing?)"
+    )]
     NotMatrix {
         /// Homeserver base URL.
         base: String,
@@ -63,7 +65,9 @@ impl HsError {
     /// True if retrying later can succeed (network, 5xx, 429).
     pub fn is_transient(&self) -> bool {
         match self {
-            HsError::Unreachable { .. } | HsError::RateLimited { .. } | HsError::NotMatrix { .. } => true,
+            HsError::Unreachable { .. }
+            | HsError::RateLimited { .. }
+            | HsError::NotMatrix { .. } => true,
             HsError::Matrix { status, .. } => *status >= 500,
         }
     }
@@ -115,14 +119,21 @@ pub struct WhoAmI {
 
 impl Homeserver {
     /// A client for the homeserver at `base` (which ends in `/`).
-    pub fn new(base: Url, connect_timeout: Duration, request_timeout: Duration) -> Result<Self, HsError> {
+    pub fn new(
+        base: Url,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Self, HsError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mxtoken/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| HsError::Unreachable { base: base.to_string(), cause: error_chain(&e) })?;
+            .map_err(|e| HsError::Unreachable {
+                base: base.to_string(),
+                cause: error_chain(&e),
+            })?;
         Ok(Self { base, http })
     }
 
@@ -151,16 +162,30 @@ impl Homeserver {
             "device_id": device_id,
             "initial_device_display_name": display_name,
         });
-        let req = self.http.post(self.url("_matrix/client/v3/login")).json(&body);
+        let req = self
+            .http
+            .post(self.url("_matrix/client/v3/login"))
+            .json(&body);
         drop(body);
         let login: LoginBody = self.send(req).await?;
-        Ok(LoginSession { token: login.access_token, device_id: login.device_id })
+        Ok(LoginSession {
+            token: login.access_token,
+            device_id: login.device_id,
+        })
     }
 
     /// `POST /_synapse/admin/v1/users/{user}/login`: mints a token for `user`
     /// that the server expires at `valid_until_ms`.
-    pub async fn admin_login_as(&self, admin: &AccessToken, user: &str, valid_until_ms: u64) -> Result<AccessToken, HsError> {
-        let path = format!("_synapse/admin/v1/users/{}/login", encode_path_segment(user));
+    pub async fn admin_login_as(
+        &self,
+        admin: &AccessToken,
+        user: &str,
+        valid_until_ms: u64,
+    ) -> Result<AccessToken, HsError> {
+        let path = format!(
+            "_synapse/admin/v1/users/{}/login",
+            encode_path_segment(user)
+        );
         let req = self
             .http
             .post(self.url(&path))
@@ -172,20 +197,33 @@ impl Homeserver {
 
     /// `POST /_matrix/client/v3/logout`: ends the token's session.
     pub async fn logout(&self, token: &AccessToken) -> Result<(), HsError> {
-        let req = self.http.post(self.url("_matrix/client/v3/logout")).bearer_auth(token.expose()).json(&serde_json::json!({}));
+        let req = self
+            .http
+            .post(self.url("_matrix/client/v3/logout"))
+            .bearer_auth(token.expose())
+            .json(&serde_json::json!({}));
         let _: serde_json::Value = self.send(req).await?;
         Ok(())
     }
 
     /// `GET /_matrix/client/v3/account/whoami`.
     pub async fn whoami(&self, token: &AccessToken) -> Result<WhoAmI, HsError> {
-        let req = self.http.get(self.url("_matrix/client/v3/account/whoami")).bearer_auth(token.expose());
+        let req = self
+            .http
+            .get(self.url("_matrix/client/v3/account/whoami"))
+            .bearer_auth(token.expose());
         self.send(req).await
     }
 
-    async fn send<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, HsError> {
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, HsError> {
         let base = || self.base.to_string();
-        let resp = req.send().await.map_err(|e| HsError::Unreachable { base: base(), cause: error_chain(&e) })?;
+        let resp = req.send().await.map_err(|e| HsError::Unreachable {
+            base: base(),
+            cause: error_chain(&e),
+        })?;
         let status = resp.status();
         let retry_header = resp
             .headers()
@@ -193,18 +231,42 @@ impl Homeserver {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = resp.bytes().await.map_err(|e| HsError::Unreachable { base: base(), cause: error_chain(&e) })?;
+        let bytes = resp.bytes().await.map_err(|e| HsError::Unreachable {
+            base: base(),
+            cause: error_chain(&e),
+        })?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|_| HsError::NotMatrix { base: base(), status: status.as_u16() });
+            return serde_json::from_slice(&bytes).map_err(|_| HsError::NotMatrix {
+                base: base(),
+                status: status.as_u16(),
+            });
         }
         let parsed: Option<MatrixErrorBody> = serde_json::from_slice(&bytes).ok();
-        if status == StatusCode::TOO_MANY_REQUESTS || parsed.as_ref().is_some_and(|b| b.errcode == "M_LIMIT_EXCEEDED") {
-            let from_body = parsed.as_ref().and_then(|b| b.retry_after_ms).map(Duration::from_millis);
-            return Err(HsError::RateLimited { base: base(), retry_after: from_body.or(retry_header) });
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || parsed
+                .as_ref()
+                .is_some_and(|b| b.errcode == "M_LIMIT_EXCEEDED")
+        {
+            let from_body = parsed
+                .as_ref()
+                .and_then(|b| b.retry_after_ms)
+                .map(Duration::from_millis);
+            return Err(HsError::RateLimited {
+                base: base(),
+                retry_after: from_body.or(retry_header),
+            });
         }
         match parsed {
-            Some(b) => Err(HsError::Matrix { base: base(), status: status.as_u16(), errcode: b.errcode, error: b.error }),
-            None => Err(HsError::NotMatrix { base: base(), status: status.as_u16() }),
+            Some(b) => Err(HsError::Matrix {
+                base: base(),
+                status: status.as_u16(),
+                errcode: b.errcode,
+                error: b.error,
+            }),
+            None => Err(HsError::NotMatrix {
+                base: base(),
+                status: status.as_u16(),
+            }),
         }
     }
 }
@@ -222,13 +284,22 @@ fn error_chain(e: &reqwest::Error) -> String {
         parts.push(c.to_string());
         cur = c.source();
     }
-    let text = parts.last().cloned().unwrap_or_else(|| "request failed".into());
-    if text.contains("timed out") || text.contains("deadline") { "timed out".into() } else { text }
+    let text = parts
+        .last()
+        .cloned()
+        .unwrap_or_else(|| "request failed".into());
+    if text.contains("timed out") || text.contains("deadline") {
+        "timed out".into()
+    } else {
+        text
+    }
 }
 
 /// Percent-encodes one path segment (a user id has '@' and ':').
 fn encode_path_segment(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 #[cfg(test)]
@@ -237,9 +308,16 @@ mod tests {
 
     #[test]
     fn user_ids_are_encoded_and_prefix_kept() {
-        assert_eq!(encode_path_segment("@admin:example.com"), "%40admin%3Aexample.com");
+        assert_eq!(
+            encode_path_segment("@admin:example.com"),
+            "%40admin%3Aexample.com"
+        );
         let base = Url::parse("https://h.example/matrix/").expect("url");
-        let hs = Homeserver::new(base, Duration::from_secs(1), Duration::from_secs(1)).expect("client");
-        assert_eq!(hs.url("_matrix/client/v3/login").as_str(), "https://h.example/matrix/_matrix/client/v3/login");
+        let hs =
+            Homeserver::new(base, Duration::from_secs(1), Duration::from_secs(1)).expect("client");
+        assert_eq!(
+            hs.url("_matrix/client/v3/login").as_str(),
+            "https://h.example/matrix/_matrix/client/v3/login"
+        );
     }
 }

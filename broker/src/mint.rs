@@ -32,7 +32,12 @@ pub const DEVICE_PREFIX: &str = "MXTOKEN_";
 impl Minter {
     /// A minter for `profile`, holding its unsealed password.
     pub fn new(profile: Profile, hs: Homeserver, password: SecretString) -> Self {
-        Self { profile, hs, password, root: Mutex::new(None) }
+        Self {
+            profile,
+            hs,
+            password,
+            root: Mutex::new(None),
+        }
     }
 
     /// The profile.
@@ -47,7 +52,12 @@ impl Minter {
 
     /// Mints a token for lease `lease_id` that is valid until `expires_at`
     /// (enforced by the server for `admin-api`, by the broker for `login`).
-    pub async fn mint(&self, lease_id: &str, purpose: Option<&str>, expires_at: Timestamp) -> Result<Minted, HsError> {
+    pub async fn mint(
+        &self,
+        lease_id: &str,
+        purpose: Option<&str>,
+        expires_at: Timestamp,
+    ) -> Result<Minted, HsError> {
         match self.profile.mint {
             MintKind::Login => {
                 let device_id = device_id_for(lease_id);
@@ -55,25 +65,40 @@ impl Minter {
                     Some(p) => format!("mxtoken lease {lease_id}: {p}"),
                     None => format!("mxtoken lease {lease_id}"),
                 };
-                let s = self.hs.password_login(&self.profile.user, &self.password, &device_id, &display).await?;
-                Ok(Minted { token: s.token, device_id: Some(s.device_id) })
+                let s = self
+                    .hs
+                    .password_login(&self.profile.user, &self.password, &device_id, &display)
+                    .await?;
+                Ok(Minted {
+                    token: s.token,
+                    device_id: Some(s.device_id),
+                })
             }
             MintKind::AdminApi => {
                 let token = self.mint_admin_api(expires_at).await?;
-                Ok(Minted { token, device_id: None })
+                Ok(Minted {
+                    token,
+                    device_id: None,
+                })
             }
         }
     }
 
     async fn mint_admin_api(&self, expires_at: Timestamp) -> Result<AccessToken, HsError> {
         let root = self.root_session().await?;
-        match self.hs.admin_login_as(&root, &self.profile.lease_user, expires_at.unix_ms()).await {
+        match self
+            .hs
+            .admin_login_as(&root, &self.profile.lease_user, expires_at.unix_ms())
+            .await
+        {
             Err(e) if e.errcode() == Some("M_UNKNOWN_TOKEN") => {
                 // Someone logged our root session out: log in again, once.
                 tracing::warn!(profile = %self.profile.name, "root session was logged out on the server; logging in again");
                 self.forget_root(&root).await;
                 let root = self.root_session().await?;
-                self.hs.admin_login_as(&root, &self.profile.lease_user, expires_at.unix_ms()).await
+                self.hs
+                    .admin_login_as(&root, &self.profile.lease_user, expires_at.unix_ms())
+                    .await
             }
             other => other,
         }
@@ -86,8 +111,14 @@ impl Minter {
         }
         let suffix = crate::ids::random_suffix().to_ascii_uppercase();
         let device_id = format!("{DEVICE_PREFIX}BROKER_{suffix}");
-        let display = format!("mxtoken broker root session ({}), never handed out", self.profile.name);
-        let s = self.hs.password_login(&self.profile.user, &self.password, &device_id, &display).await?;
+        let display = format!(
+            "mxtoken broker root session ({}), never handed out",
+            self.profile.name
+        );
+        let s = self
+            .hs
+            .password_login(&self.profile.user, &self.password, &device_id, &display)
+            .await?;
         tracing::info!(profile = %self.profile.name, device_id = %s.device_id, "logged in the minter's root session");
         *guard = Some(s.token.clone());
         Ok(s.token)
@@ -102,17 +133,23 @@ impl Minter {
 
     /// Logs the root session out, if there is one (at broker shutdown).
     pub async fn close(&self) {
-        let Some(root) = self.root.lock().await.take() else { return };
+        let Some(root) = self.root.lock().await.take() else {
+            return;
+        };
         match self.hs.logout(&root).await {
             Ok(()) => tracing::info!(profile = %self.profile.name, "logged out the root session"),
             Err(e) if e.errcode() == Some("M_UNKNOWN_TOKEN") => {}
-            Err(e) => tracing::warn!(profile = %self.profile.name, error = %e, "could not log out the root session"),
+            Err(e) => {
+                tracing::warn!(profile = %self.profile.name, error = %e, "could not log out the root session")
+            }
         }
     }
 }
 
 /// The device id of a lease: recognisable by [`DEVICE_PREFIX`].
 pub fn device_id_for(lease_id: &str) -> String {
-    let suffix = lease_id.strip_prefix(crate::ids::LEASE_PREFIX).unwrap_or(lease_id);
+    let suffix = lease_id
+        .strip_prefix(crate::ids::LEASE_PREFIX)
+        .unwrap_or(lease_id);
     format!("{DEVICE_PREFIX}{}", suffix.to_ascii_uppercase())
 }

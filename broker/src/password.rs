@@ -58,7 +58,11 @@ pub fn unseal(source: &PasswordConfig) -> Result<SecretString, PasswordError> {
 fn read_file(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, PasswordError> {
     std::fs::read(path)
         .map(Zeroizing::new)
-        .map_err(|source| PasswordError::Read { what, path: path.to_path_buf(), source })
+        .map_err(|source| PasswordError::Read {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn decrypt_with_identity(age_file: &Path, identity: &Path) -> Result<SecretString, PasswordError> {
@@ -66,7 +70,10 @@ fn decrypt_with_identity(age_file: &Path, identity: &Path) -> Result<SecretStrin
     let identities = age::IdentityFile::from_buffer(id_text.as_slice())
         .map_err(|e| e.to_string())
         .and_then(|f| f.into_identities().map_err(|e| e.to_string()))
-        .map_err(|message| PasswordError::Identity { path: identity.to_path_buf(), message })?;
+        .map_err(|message| PasswordError::Identity {
+            path: identity.to_path_buf(),
+            message,
+        })?;
     if identities.is_empty() {
         return Err(PasswordError::Identity {
             path: identity.to_path_buf(),
@@ -92,15 +99,27 @@ fn decrypt_with_identity(age_file: &Path, identity: &Path) -> Result<SecretStrin
 
 /// Turns decrypted bytes into the password: exactly one trailing newline
 /// (`\n` or `\r\n`, as `echo pw | age ...` leaves) is stripped.
-fn password_from_plaintext(mut plain: Zeroizing<Vec<u8>>, path: &Path) -> Result<SecretString, PasswordError> {
-    let strip = if plain.ends_with(b"\r\n") { 2 } else { usize::from(plain.ends_with(b"\n")) };
+fn password_from_plaintext(
+    mut plain: Zeroizing<Vec<u8>>,
+    path: &Path,
+) -> Result<SecretString, PasswordError> {
+    let strip = if plain.ends_with(b"\r\n") {
+        2
+    } else {
+        usize::from(plain.ends_with(b"\n"))
+    };
     let keep = plain.len() - strip;
     plain.truncate(keep);
     if plain.is_empty() {
-        return Err(PasswordError::Content { path: path.to_path_buf(), problem: "an empty password" });
+        return Err(PasswordError::Content {
+            path: path.to_path_buf(),
+            problem: "an empty password",
+        });
     }
-    let text = std::str::from_utf8(&plain)
-        .map_err(|_| PasswordError::Content { path: path.to_path_buf(), problem: "text that is not UTF-8" })?;
+    let text = std::str::from_utf8(&plain).map_err(|_| PasswordError::Content {
+        path: path.to_path_buf(),
+        problem: "text that is not UTF-8",
+    })?;
     Ok(SecretString::from(text))
 }
 

@@ -22,7 +22,10 @@ pub fn process_uid(pid: u32) -> io::Result<u32> {
     #[cfg(not(target_os = "linux"))]
     {
         let _ = pid;
-        Err(io::Error::new(io::ErrorKind::Unsupported, "process owner lookup is only implemented on Linux"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "process owner lookup is only implemented on Linux",
+        ))
     }
 }
 
@@ -37,9 +40,14 @@ pub struct ExitWatch {
 impl ExitWatch {
     /// Starts watching `pid`. Fails with `NotFound` if there is no such process.
     pub fn new(pid: u32) -> io::Result<Self> {
-        let raw = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw);
+        let raw = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
         let Some(p) = raw else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a valid pid"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a valid pid",
+            ));
         };
         #[cfg(target_os = "linux")]
         {
@@ -48,10 +56,13 @@ impl ExitWatch {
                     // SAFETY: the pidfd is an `OwnedFd` moved into the
                     // `AsyncFd`, which deregisters it before closing it; nothing
                     // else can close or reuse the descriptor meanwhile.
-                    let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)?;
+                    let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }
+                        .map_err(io::Error::from)?;
                     Ok(Self { pid, fd: Some(fd) })
                 }
-                Err(rustix::io::Errno::SRCH) => Err(io::Error::new(io::ErrorKind::NotFound, "no such process")),
+                Err(rustix::io::Errno::SRCH) => {
+                    Err(io::Error::new(io::ErrorKind::NotFound, "no such process"))
+                }
                 // Kernels before 5.3: fall back to polling.
                 Err(rustix::io::Errno::NOSYS) => Ok(Self { pid, fd: None }),
                 Err(e) => Err(e.into()),
@@ -85,7 +96,10 @@ impl ExitWatch {
 }
 
 fn process_alive(pid: u32) -> bool {
-    match i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+    match i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
         Some(p) => rustix::process::test_kill_process(p).is_ok(),
         None => false,
     }

@@ -45,7 +45,11 @@ impl Revoker {
                 tracing::warn!(lease = lease_id, error = %e, "revocation failed; will retry");
                 self.lock().insert(
                     lease_id.to_owned(),
-                    Pending { since: Instant::now(), last_error: e.to_string(), attempts: 1 },
+                    Pending {
+                        since: Instant::now(),
+                        last_error: e.to_string(),
+                        attempts: 1,
+                    },
                 );
                 let this = self.clone();
                 let (lease_id, hs) = (lease_id.to_owned(), hs.clone());
@@ -59,7 +63,10 @@ impl Revoker {
         let mut delay = FIRST_RETRY;
         loop {
             let wait = match &last {
-                HsError::RateLimited { retry_after: Some(d), .. } => (*d).max(delay),
+                HsError::RateLimited {
+                    retry_after: Some(d),
+                    ..
+                } => (*d).max(delay),
                 _ => delay,
             };
             tokio::time::sleep(jitter(wait)).await;

@@ -9,7 +9,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mxtoken_proto::{API_PREFIX, ApiError, CreateLease, ErrorCode, LeaseList, MAX_BODY_BYTES, PROTOCOL_VERSION, VERSION_HEADER};
+use mxtoken_proto::{
+    API_PREFIX, ApiError, CreateLease, ErrorCode, LeaseList, MAX_BODY_BYTES, PROTOCOL_VERSION,
+    VERSION_HEADER,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
@@ -26,13 +29,21 @@ pub struct ServerLimits {
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        Self { max_connections: 1024, header_timeout: Duration::from_secs(10) }
+        Self {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+        }
     }
 }
 
 /// Serves the API until `shutdown` resolves; then stops accepting. In-flight
 /// requests are left to finish on their own tasks.
-pub async fn run(listener: UnixListener, broker: Broker, limits: ServerLimits, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn run(
+    listener: UnixListener,
+    broker: Broker,
+    limits: ServerLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let own_uid = crate::platform::current_uid();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
@@ -52,7 +63,10 @@ pub async fn run(listener: UnixListener, broker: Broker, limits: ServerLimits, s
             },
         };
         let peer = match stream.peer_cred() {
-            Ok(c) => Peer { uid: c.uid(), pid: c.pid().and_then(|p| u32::try_from(p).ok()) },
+            Ok(c) => Peer {
+                uid: c.uid(),
+                pid: c.pid().and_then(|p| u32::try_from(p).ok()),
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read peer credentials; dropping connection");
                 continue;
@@ -71,7 +85,13 @@ pub async fn run(listener: UnixListener, broker: Broker, limits: ServerLimits, s
                     let resp = if allowed {
                         route(&broker, peer, req).await
                     } else {
-                        error_response(StatusCode::FORBIDDEN, &ApiError::new(ErrorCode::Forbidden, "this broker serves only its owner's uid"))
+                        error_response(
+                            StatusCode::FORBIDDEN,
+                            &ApiError::new(
+                                ErrorCode::Forbidden,
+                                "this broker serves only its owner's uid",
+                            ),
+                        )
                     };
                     Ok::<_, std::convert::Infallible>(resp)
                 }
@@ -90,18 +110,31 @@ pub async fn run(listener: UnixListener, broker: Broker, limits: ServerLimits, s
 
 async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
-    let Some(rest) = path.strip_prefix(API_PREFIX).filter(|r| r.is_empty() || r.starts_with('/')) else {
+    let Some(rest) = path
+        .strip_prefix(API_PREFIX)
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    else {
         let msg = if path.starts_with("/v") {
-            format!("this broker speaks protocol {PROTOCOL_VERSION} ({API_PREFIX}/...), not {path}; upgrade the older of mxtoken and mxtokend")
+            format!(
+                "this broker speaks protocol {PROTOCOL_VERSION} ({API_PREFIX}/...), not {path}; upgrade the older of mxtoken and mxtokend"
+            )
         } else {
             format!("no route {path}; the API lives under {API_PREFIX}/")
         };
-        return error_response(StatusCode::BAD_REQUEST, &ApiError::new(ErrorCode::UnknownRoute, msg));
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &ApiError::new(ErrorCode::UnknownRoute, msg),
+        );
     };
     let method = req.method().clone();
     match (method, rest) {
         (Method::GET, "/status") => json_response(StatusCode::OK, &broker.status()),
-        (Method::GET, "/leases") => json_response(StatusCode::OK, &LeaseList { leases: broker.list() }),
+        (Method::GET, "/leases") => json_response(
+            StatusCode::OK,
+            &LeaseList {
+                leases: broker.list(),
+            },
+        ),
         (Method::POST, "/leases") => {
             let body: CreateLease = match read_json(req).await {
                 Ok(b) => b,
@@ -113,7 +146,13 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
             match tokio::spawn(async move { broker.create_lease(peer, body).await }).await {
                 Ok(Ok(granted)) => json_response(StatusCode::CREATED, &granted),
                 Ok(Err(e)) => api_error(&e),
-                Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::new(ErrorCode::Internal, "the broker failed while minting; see its log")),
+                Err(_) => error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &ApiError::new(
+                        ErrorCode::Internal,
+                        "the broker failed while minting; see its log",
+                    ),
+                ),
             }
         }
         (Method::DELETE, r) if r.starts_with("/leases/") => {
@@ -122,43 +161,74 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
             match tokio::spawn(async move { broker.release(peer, &id).await }).await {
                 Ok(Ok(released)) => json_response(StatusCode::OK, &released),
                 Ok(Err(e)) => api_error(&e),
-                Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::new(ErrorCode::Internal, "the broker failed while revoking; see its log")),
+                Err(_) => error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &ApiError::new(
+                        ErrorCode::Internal,
+                        "the broker failed while revoking; see its log",
+                    ),
+                ),
             }
         }
         (m, r) => error_response(
             StatusCode::NOT_FOUND,
-            &ApiError::new(ErrorCode::UnknownRoute, format!("no route {m} {API_PREFIX}{r}")),
+            &ApiError::new(
+                ErrorCode::UnknownRoute,
+                format!("no route {m} {API_PREFIX}{r}"),
+            ),
         ),
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Response<Full<Bytes>>> {
-    let bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Full<Bytes>>> {
+    let bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             return Err(error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &ApiError::new(ErrorCode::PayloadTooLarge, format!("request body is over {MAX_BODY_BYTES} bytes")),
+                &ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("request body is over {MAX_BODY_BYTES} bytes"),
+                ),
             ));
         }
         Err(_) => {
-            return Err(error_response(StatusCode::BAD_REQUEST, &ApiError::new(ErrorCode::BadRequest, "could not read the request body")));
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                &ApiError::new(ErrorCode::BadRequest, "could not read the request body"),
+            ));
         }
     };
     serde_json::from_slice(&bytes).map_err(|e| {
-        error_response(StatusCode::BAD_REQUEST, &ApiError::new(ErrorCode::BadRequest, format!("invalid request body: {e}")))
+        error_response(
+            StatusCode::BAD_REQUEST,
+            &ApiError::new(ErrorCode::BadRequest, format!("invalid request body: {e}")),
+        )
     })
 }
 
 fn status_for(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::BadRequest | ErrorCode::TtlTooLong | ErrorCode::BadBindPid | ErrorCode::UnknownRoute => StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest
+        | ErrorCode::TtlTooLong
+        | ErrorCode::BadBindPid
+        | ErrorCode::UnknownRoute => StatusCode::BAD_REQUEST,
         ErrorCode::UnknownProfile | ErrorCode::UnknownLease => StatusCode::NOT_FOUND,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RateLimited | ErrorCode::LimitReached => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Locked => StatusCode::LOCKED,
-        ErrorCode::WrongPassword | ErrorCode::HomeserverRefused | ErrorCode::HomeserverError => StatusCode::BAD_GATEWAY,
+        ErrorCode::WrongPassword | ErrorCode::HomeserverRefused | ErrorCode::HomeserverError => {
+            StatusCode::BAD_GATEWAY
+        }
         ErrorCode::HomeserverUnreachable => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -173,11 +243,19 @@ fn error_response(status: StatusCode, e: &ApiError) -> Response<Full<Bytes>> {
 }
 
 fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| br#"{"code":"internal","message":"could not encode the response"}"#.to_vec());
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| {
+        br#"{"code":"internal","message":"could not encode the response"}"#.to_vec()
+    });
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
-    headers.insert(VERSION_HEADER, hyper::header::HeaderValue::from(PROTOCOL_VERSION));
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        VERSION_HEADER,
+        hyper::header::HeaderValue::from(PROTOCOL_VERSION),
+    );
     resp
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     /// Another broker answers on the path.
-    #[error("a broker is already running on {0}; stop it first (mxtoken stop) or pass another --socket")]
+    #[error(
+        "a broker is already running on {0}; stop it first (mxtoken stop) or pass another --socket"
+    )]
     AlreadyRunning(PathBuf),
     /// The directory is not safe to put a socket in.
     #[error("socket directory {path} {problem}")]
@@ -30,8 +32,14 @@ pub enum BindError {
 
 /// Binds a listening Unix socket at `path` (mode 0600, directory 0700).
 pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
-    let io_err = |source| BindError::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let io_err = |source| BindError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     ensure_private_dir(dir)?;
     if std::fs::symlink_metadata(path).is_ok() {
         match std::os::unix::net::UnixStream::connect(path) {
@@ -50,7 +58,10 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
 
 /// Creates `dir` with mode 0700 if missing; refuses one that others can use.
 fn ensure_private_dir(dir: &Path) -> Result<(), BindError> {
-    let unsafe_dir = |problem: String| BindError::UnsafeDir { path: dir.to_path_buf(), problem };
+    let unsafe_dir = |problem: String| BindError::UnsafeDir {
+        path: dir.to_path_buf(),
+        problem,
+    };
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -61,7 +72,10 @@ fn ensure_private_dir(dir: &Path) -> Result<(), BindError> {
     let meta = std::fs::metadata(dir).map_err(|e| unsafe_dir(format!("cannot be read: {e}")))?;
     let me = crate::platform::current_uid();
     if meta.uid() != me {
-        return Err(unsafe_dir(format!("belongs to uid {}, not to this user (uid {me}); use a directory of your own", meta.uid())));
+        return Err(unsafe_dir(format!(
+            "belongs to uid {}, not to this user (uid {me}); use a directory of your own",
+            meta.uid()
+        )));
     }
     if meta.mode() & 0o077 != 0 {
         return Err(unsafe_dir(format!(

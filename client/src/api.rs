@@ -6,7 +6,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use mxtoken_proto::{
-    API_PREFIX, ApiError, CreateLease, LeaseGranted, LeaseList, PROTOCOL_VERSION, Released, Status, VERSION_HEADER,
+    API_PREFIX, ApiError, CreateLease, LeaseGranted, LeaseList, PROTOCOL_VERSION, Released, Status,
+    VERSION_HEADER,
 };
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -30,19 +31,28 @@ impl BrokerClient {
 
     /// `POST /v1/leases`.
     pub async fn create_lease(&self, req: &CreateLease) -> Result<LeaseGranted, ClientError> {
-        self.call(Method::POST, "/leases", Some(serde_json::to_vec(req).map_err(|e| ClientError::Other(e.to_string()))?))
-            .await
+        self.call(
+            Method::POST,
+            "/leases",
+            Some(serde_json::to_vec(req).map_err(|e| ClientError::Other(e.to_string()))?),
+        )
+        .await
     }
 
     /// `DELETE /v1/leases/{id}`.
     pub async fn release(&self, id: &str) -> Result<Released, ClientError> {
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(ClientError::Api(ApiError::new(
                 mxtoken_proto::ErrorCode::UnknownLease,
                 format!("{id:?} is not a lease id; `mxtoken leases` lists them"),
             )));
         }
-        self.call(Method::DELETE, &format!("/leases/{id}"), None).await
+        self.call(Method::DELETE, &format!("/leases/{id}"), None)
+            .await
     }
 
     /// `GET /v1/leases`.
@@ -55,16 +65,31 @@ impl BrokerClient {
         self.call(Method::GET, "/status", None).await
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, route: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                ClientError::NoBroker { socket: self.socket.clone() }
-            }
-            _ => ClientError::SocketAccess { socket: self.socket.clone(), source: e },
-        })?;
-        let broken = |what: &str| ClientError::Protocol(format!("the broker at {} {what}", self.socket.display()));
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| broken("hung up during the handshake"))?;
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                    ClientError::NoBroker {
+                        socket: self.socket.clone(),
+                    }
+                }
+                _ => ClientError::SocketAccess {
+                    socket: self.socket.clone(),
+                    source: e,
+                },
+            })?;
+        let broken = |what: &str| {
+            ClientError::Protocol(format!("the broker at {} {what}", self.socket.display()))
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| broken("hung up during the handshake"))?;
         tokio::spawn(conn);
         let request = Request::builder()
             .method(method)
@@ -73,8 +98,15 @@ impl BrokerClient {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Other(e.to_string()))?;
-        let resp = sender.send_request(request).await.map_err(|_| broken("closed the connection without an answer"))?;
-        let version = resp.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+        let resp = sender
+            .send_request(request)
+            .await
+            .map_err(|_| broken("closed the connection without an answer"))?;
+        let version = resp
+            .headers()
+            .get(VERSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok());
         match version {
             Some(PROTOCOL_VERSION) => {}
             Some(other) => {
@@ -83,14 +115,25 @@ impl BrokerClient {
                     self.socket.display()
                 )));
             }
-            None => return Err(broken("is not an mxtokend (no protocol header in its answer)")),
+            None => {
+                return Err(broken(
+                    "is not an mxtokend (no protocol header in its answer)",
+                ));
+            }
         }
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|_| broken("broke off its answer"))?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| broken("broke off its answer"))?
+            .to_bytes();
         if status.is_success() {
-            serde_json::from_slice(&bytes).map_err(|e| broken(&format!("sent an answer this mxtoken cannot read ({e})")))
+            serde_json::from_slice(&bytes)
+                .map_err(|e| broken(&format!("sent an answer this mxtoken cannot read ({e})")))
         } else {
-            let err: ApiError = serde_json::from_slice(&bytes).map_err(|_| broken(&format!("answered {status} without an error body")))?;
+            let err: ApiError = serde_json::from_slice(&bytes)
+                .map_err(|_| broken(&format!("answered {status} without an error body")))?;
             Err(ClientError::Api(err))
         }
     }

@@ -40,7 +40,10 @@ pub async fn get(client: &BrokerClient, args: GetArgs) -> Result<String, ClientE
 pub async fn release(client: &BrokerClient, id: &str) -> Result<String, ClientError> {
     let r = client.release(id).await?;
     match r.revocation {
-        Revocation::Revoked => eprintln!("mxtoken: lease {} released; its token is revoked", r.lease_id),
+        Revocation::Revoked => eprintln!(
+            "mxtoken: lease {} released; its token is revoked",
+            r.lease_id
+        ),
         Revocation::Pending => eprintln!(
             "mxtoken: lease {} released; the homeserver is unreachable, the broker keeps retrying the revocation",
             r.lease_id
@@ -53,12 +56,18 @@ pub async fn release(client: &BrokerClient, id: &str) -> Result<String, ClientEr
 pub async fn leases(client: &BrokerClient, json: bool) -> Result<String, ClientError> {
     let list = client.leases().await?;
     if json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&list).map_err(|e| ClientError::Other(e.to_string()))?));
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&list).map_err(|e| ClientError::Other(e.to_string()))?
+        ));
     }
     if list.leases.is_empty() {
         return Ok("no live leases\n".into());
     }
-    let mut out = format!("{:<22} {:<12} {:<10} {:<30} {}\n", "LEASE", "PROFILE", "EXPIRES", "USER", "PURPOSE");
+    let mut out = format!(
+        "{:<22} {:<12} {:<10} {:<30} {}\n",
+        "LEASE", "PROFILE", "EXPIRES", "USER", "PURPOSE"
+    );
     for l in &list.leases {
         out.push_str(&format!(
             "{:<22} {:<12} {:<10} {:<30} {}\n",
@@ -75,14 +84,20 @@ pub async fn leases(client: &BrokerClient, json: bool) -> Result<String, ClientE
 fn time_left(l: &LeaseInfo) -> String {
     let now = Timestamp::from_system_time(SystemTime::now());
     let secs = l.expires_at.unix_ms().saturating_sub(now.unix_ms()) / 1000;
-    format!("in {}", humantime::format_duration(std::time::Duration::from_secs(secs)))
+    format!(
+        "in {}",
+        humantime::format_duration(std::time::Duration::from_secs(secs))
+    )
 }
 
 /// `mxtoken status`.
 pub async fn status(client: &BrokerClient, json: bool) -> Result<String, ClientError> {
     let s = client.status().await?;
     if json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&s).map_err(|e| ClientError::Other(e.to_string()))?));
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&s).map_err(|e| ClientError::Other(e.to_string()))?
+        ));
     }
     let mut out = format!(
         "mxtokend {} (protocol {}, pid {}) on {}\nlive leases: {}\npending revocations: {}\nprofiles:\n",
@@ -94,7 +109,11 @@ pub async fn status(client: &BrokerClient, json: bool) -> Result<String, ClientE
         s.pending_revocations
     );
     for p in &s.profiles {
-        let default = if p.name == s.default_profile { " (default)" } else { "" };
+        let default = if p.name == s.default_profile {
+            " (default)"
+        } else {
+            ""
+        };
         out.push_str(&format!(
             "  {}{default}: {} as {} via {} mint, ttl {}s (max {}s){}\n",
             p.name,

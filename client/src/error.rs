@@ -63,7 +63,11 @@ impl ClientError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::NoBroker { .. } => exit::NO_BROKER,
-            ClientError::SocketAccess { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => exit::REFUSED,
+            ClientError::SocketAccess { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                exit::REFUSED
+            }
             ClientError::SocketAccess { .. } => exit::NO_BROKER,
             ClientError::Protocol(_) => exit::PROTOCOL,
             ClientError::Other(_) => exit::FAILURE,
@@ -75,8 +79,12 @@ impl ClientError {
                 | ErrorCode::BadBindPid
                 | ErrorCode::PayloadTooLarge => exit::INVALID,
                 ErrorCode::UnknownRoute => exit::PROTOCOL,
-                ErrorCode::Forbidden | ErrorCode::WrongPassword | ErrorCode::HomeserverRefused => exit::REFUSED,
-                ErrorCode::RateLimited | ErrorCode::LimitReached | ErrorCode::Locked => exit::RATE_LIMITED,
+                ErrorCode::Forbidden | ErrorCode::WrongPassword | ErrorCode::HomeserverRefused => {
+                    exit::REFUSED
+                }
+                ErrorCode::RateLimited | ErrorCode::LimitReached | ErrorCode::Locked => {
+                    exit::RATE_LIMITED
+                }
                 ErrorCode::HomeserverUnreachable | ErrorCode::HomeserverError => exit::HOMESERVER,
                 ErrorCode::Internal | ErrorCode::Unknown => exit::BROKER_FAILED,
             },
@@ -86,9 +94,11 @@ impl ClientError {
     /// How long the homeserver asked us to wait, for a rate-limit error.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ClientError::Api(ApiError { code: ErrorCode::RateLimited, retry_after_ms, .. }) => {
-                Some(Duration::from_millis(retry_after_ms.unwrap_or(0)))
-            }
+            ClientError::Api(ApiError {
+                code: ErrorCode::RateLimited,
+                retry_after_ms,
+                ..
+            }) => Some(Duration::from_millis(retry_after_ms.unwrap_or(0))),
             _ => None,
         }
     }
@@ -112,5 +122,6 @@ fn describe_api_error(e: &ApiError) -> String {
 /// A wait rounded up to whole seconds, as humantime writes it (`5m 29s`).
 pub fn format_wait(d: Duration) -> String {
     let secs = d.as_millis().div_ceil(1000);
-    humantime::format_duration(Duration::from_secs(u64::try_from(secs).unwrap_or(u64::MAX))).to_string()
+    humantime::format_duration(Duration::from_secs(u64::try_from(secs).unwrap_or(u64::MAX)))
+        .to_string()
 }

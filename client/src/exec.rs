@@ -19,7 +19,11 @@ use std::process::{Command, ExitStatus};
 const FORWARDED: &[i32] = &[SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH];
 
 /// Runs `exec`; returns the exit code to leave with.
-pub fn run(rt: &tokio::runtime::Runtime, client: &BrokerClient, args: ExecArgs) -> Result<u8, ClientError> {
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    client: &BrokerClient,
+    args: ExecArgs,
+) -> Result<u8, ClientError> {
     let program = args.command[0].clone();
     let purpose = format!("exec {}", program.to_string_lossy());
     let granted = rt.block_on(crate::lease::take(client, &args.lease, true, None, purpose))?;
@@ -44,7 +48,11 @@ pub fn run(rt: &tokio::runtime::Runtime, client: &BrokerClient, args: ExecArgs) 
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,
                 _ => exit::CANNOT_EXECUTE,
             };
-            let what = if code == exit::NOT_FOUND { "command not found".to_owned() } else { format!("cannot execute: {e}") };
+            let what = if code == exit::NOT_FOUND {
+                "command not found".to_owned()
+            } else {
+                format!("cannot execute: {e}")
+            };
             eprintln!("mxtoken: {name}: {what}");
             Ok(code)
         }
@@ -69,13 +77,18 @@ fn spawn_and_wait(cmd: &mut Command) -> std::io::Result<ExitStatus> {
             return Err(e);
         }
     };
-    let child_pid = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw);
+    let child_pid = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
     let forwarder = std::thread::spawn(move || {
         for origin in signals.forever() {
             if matches!(origin.cause, Cause::Kernel) {
                 continue; // the terminal sent it to the child as well
             }
-            if let (Some(pid), Some(sig)) = (child_pid, rustix::process::Signal::from_named_raw(origin.signal)) {
+            if let (Some(pid), Some(sig)) = (
+                child_pid,
+                rustix::process::Signal::from_named_raw(origin.signal),
+            ) {
                 let _ = rustix::process::kill_process(pid, sig);
             }
         }

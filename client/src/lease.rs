@@ -11,7 +11,13 @@ use std::time::{Duration, Instant};
 const UNKNOWN_RETRY: Duration = Duration::from_secs(5);
 
 /// Asks the broker for a lease; with `--wait`, retries after rate limits.
-pub async fn take(client: &BrokerClient, args: &LeaseArgs, bind_to_client: bool, bind_pid: Option<u32>, default_purpose: String) -> Result<LeaseGranted, ClientError> {
+pub async fn take(
+    client: &BrokerClient,
+    args: &LeaseArgs,
+    bind_to_client: bool,
+    bind_pid: Option<u32>,
+    default_purpose: String,
+) -> Result<LeaseGranted, ClientError> {
     let req = CreateLease {
         profile: args.profile.clone(),
         ttl: args.ttl.clone(),
@@ -22,7 +28,10 @@ pub async fn take(client: &BrokerClient, args: &LeaseArgs, bind_to_client: bool,
     loop {
         match client.create_lease(&req).await {
             Err(e) if args.wait && e.retry_after().is_some() => {
-                let wait = e.retry_after().filter(|d| !d.is_zero()).unwrap_or(UNKNOWN_RETRY);
+                let wait = e
+                    .retry_after()
+                    .filter(|d| !d.is_zero())
+                    .unwrap_or(UNKNOWN_RETRY);
                 countdown(wait).await;
             }
             other => return other,
@@ -34,13 +43,24 @@ pub async fn take(client: &BrokerClient, args: &LeaseArgs, bind_to_client: bool,
 async fn countdown(total: Duration) {
     let mut err = std::io::stderr();
     if !err.is_terminal() {
-        let _ = writeln!(err, "mxtoken: the homeserver is rate-limiting logins; waiting {} before retrying", format_wait(total));
+        let _ = writeln!(
+            err,
+            "mxtoken: the homeserver is rate-limiting logins; waiting {} before retrying",
+            format_wait(total)
+        );
         tokio::time::sleep(total).await;
         return;
     }
     let end = Instant::now() + total;
-    while let Some(left) = end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-        let _ = write!(err, "\r\x1b[Kmxtoken: rate-limited by the homeserver; retrying in {}", format_wait(left));
+    while let Some(left) = end
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+    {
+        let _ = write!(
+            err,
+            "\r\x1b[Kmxtoken: rate-limited by the homeserver; retrying in {}",
+            format_wait(left)
+        );
         let _ = err.flush();
         tokio::time::sleep(left.min(Duration::from_secs(1))).await;
     }

@@ -30,12 +30,21 @@ pub fn main() -> ExitCode {
         uid: rustix::process::getuid().as_raw(),
     });
     let client = api::BrokerClient::new(socket);
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return fail(&ClientError::Other(format!("cannot start the async runtime: {e}"))),
+        Err(e) => {
+            return fail(&ClientError::Other(format!(
+                "cannot start the async runtime: {e}"
+            )));
+        }
     };
     let printed = match cli.command {
-        Command::Exec(args) => return exec::run(&rt, &client, args).map_or_else(|e| fail(&e), ExitCode::from),
+        Command::Exec(args) => {
+            return exec::run(&rt, &client, args).map_or_else(|e| fail(&e), ExitCode::from);
+        }
         Command::Env(args) => rt.block_on(commands::env(&client, args)),
         Command::Get(args) => rt.block_on(commands::get(&client, args)),
         Command::Release { lease_id } => rt.block_on(commands::release(&client, &lease_id)),
@@ -45,7 +54,11 @@ pub fn main() -> ExitCode {
     match printed {
         Ok(text) => {
             let mut out = std::io::stdout().lock();
-            if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+            if out
+                .write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
                 return ExitCode::from(exit::FAILURE);
             }
             ExitCode::SUCCESS

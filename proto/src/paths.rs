@@ -53,8 +53,14 @@ mod tests {
         l.explicit = None;
         assert_eq!(resolve_socket_path(&l), PathBuf::from("/b.sock"));
         l.env_socket = Some(String::new());
-        assert_eq!(resolve_socket_path(&l), PathBuf::from("/run/user/7/mxtoken/broker.sock"));
+        assert_eq!(
+            resolve_socket_path(&l),
+            PathBuf::from("/run/user/7/mxtoken/broker.sock")
+        );
         l.xdg_runtime_dir = None;
-        assert_eq!(resolve_socket_path(&l), PathBuf::from("/tmp/mxtoken-7/broker.sock"));
+        assert_eq!(
+            resolve_socket_path(&l),
+            PathBuf::from("/tmp/mxtoken-7/broker.sock")
+        );
     }
 }

@@ -199,9 +199,18 @@ mod tests {
             bind_pid: None,
         };
         let json = serde_json::to_string(&req).expect("serialize");
-        assert_eq!(json, r#"{"profile":"admin","ttl":"90s","bind_to_client":true}"#);
-        assert_eq!(serde_json::from_str::<CreateLease>(&json).expect("parse"), req);
-        assert_eq!(serde_json::from_str::<CreateLease>("{}").expect("parse"), CreateLease::default());
+        assert_eq!(
+            json,
+            r#"{"profile":"admin","ttl":"90s","bind_to_client":true}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<CreateLease>(&json).expect("parse"),
+            req
+        );
+        assert_eq!(
+            serde_json::from_str::<CreateLease>("{}").expect("parse"),
+            CreateLease::default()
+        );
     }
 
     #[test]

@@ -1,1 +1,16 @@
+//! The end-to-end test harness: a real Synapse on loopback, the real
+//! `mxtokend` and `mxtoken` binaries, and helpers to ask the homeserver
+//! whether a token is still alive.
+//!
+//! Nothing here mocks the homeserver. Everything a test starts binds to
+//! 127.0.0.1 and dies with the test process.
 
+pub mod bins;
+pub mod broker;
+pub mod matrix;
+pub mod poll;
+pub mod synapse;
+
+pub use broker::{BrokerEnv, ProfileSpec};
+pub use matrix::Matrix;
+pub use synapse::{RateLimits, Synapse};

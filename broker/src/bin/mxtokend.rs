@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
-use mxtoken_broker::{broker::Broker, config, homeserver::Homeserver, mint::Minter, password, server, socket};
+use mxtoken_broker::{
+    broker::Broker, config, homeserver::Homeserver, mint::Minter, password, server, socket,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,9 +38,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = args.log.clone().or_else(|| std::env::var("MXTOKEN_LOG").ok()).unwrap_or_else(|| "info".into());
+    let filter = args
+        .log
+        .clone()
+        .or_else(|| std::env::var("MXTOKEN_LOG").ok())
+        .unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
@@ -46,9 +54,14 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.downcast_ref::<config::ConfigError>().is_some() || e.downcast_ref::<password::PasswordError>().is_some() {
+            let code = if e.downcast_ref::<config::ConfigError>().is_some()
+                || e.downcast_ref::<password::PasswordError>().is_some()
+            {
                 exit::CONFIG
-            } else if matches!(e.downcast_ref::<socket::BindError>(), Some(socket::BindError::AlreadyRunning(_))) {
+            } else if matches!(
+                e.downcast_ref::<socket::BindError>(),
+                Some(socket::BindError::AlreadyRunning(_))
+            ) {
                 exit::ALREADY_RUNNING
             } else {
                 exit::FAILURE
@@ -65,8 +78,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut minters = Vec::new();
     for profile in cfg.profiles.values() {
         let pw = password::unseal(&profile.password)?;
-        let hs = Homeserver::new(profile.homeserver.clone(), profile.connect_timeout, profile.request_timeout)
-            .with_context(|| format!("profile {:?}", profile.name))?;
+        let hs = Homeserver::new(
+            profile.homeserver.clone(),
+            profile.connect_timeout,
+            profile.request_timeout,
+        )
+        .with_context(|| format!("profile {:?}", profile.name))?;
         minters.push(Minter::new(profile.clone(), hs, pw));
     }
     let socket_path = mxtoken_proto::resolve_socket_path(&mxtoken_proto::SocketLookup {
@@ -75,7 +92,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         xdg_runtime_dir: std::env::var("XDG_RUNTIME_DIR").ok(),
         uid: mxtoken_broker::platform::current_uid(),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = socket::bind(&socket_path)?;
         let broker = Broker::new(cfg.default_profile.clone(), minters);
@@ -91,7 +111,10 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the broker with SIGKILL");
         return std::future::pending().await;
     };

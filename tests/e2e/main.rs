@@ -1,0 +1,7 @@
+//! End-to-end tests: real `mxtokend` and `mxtoken` binaries against a real
+//! Synapse on loopback. One binary so the homeserver is started once.
+
+mod common;
+mod test_broker;
+mod test_env_get;
+mod test_exec;
