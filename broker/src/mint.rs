@@ -2,7 +2,7 @@
 
 use crate::config::Profile;
 use crate::homeserver::{Homeserver, HsError};
-use mxtoken_proto::{AccessToken, MintKind, Timestamp};
+use mxtoken_proto::{AccessToken, DEVICE_PREFIX, MintKind, Timestamp};
 use secrecy::SecretString;
 use tokio::sync::Mutex;
 
@@ -25,9 +25,6 @@ pub struct Minter {
     /// lease and kept in memory only. Never handed out.
     root: Mutex<Option<AccessToken>>,
 }
-
-/// The device id prefix of every device the broker creates.
-pub const DEVICE_PREFIX: &str = "MXTOKEN_";
 
 impl Minter {
     /// A minter for `profile`, holding its unsealed password.

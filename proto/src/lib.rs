@@ -29,5 +29,9 @@ pub const API_PREFIX: &str = "/v1";
 /// Response header carrying the broker's [`PROTOCOL_VERSION`].
 pub const VERSION_HEADER: &str = "mxtoken-protocol";
 
+/// Every device the broker creates on the homeserver has an id starting
+/// with this, so audits can tell broker devices from others.
+pub const DEVICE_PREFIX: &str = "MXTOKEN_";
+
 /// The largest request body the broker accepts, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
