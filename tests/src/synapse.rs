@@ -268,14 +268,29 @@ impl Drop for Synapse {
 /// Earlier runs' data directories whose Synapse is gone (the shared server is
 /// a static and never dropped, so its directory outlives the test process).
 fn remove_dead_scratch_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for e in entries.flatten() {
-        if !e.file_name().to_string_lossy().starts_with("mxtoken-synapse-") {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .starts_with("mxtoken-synapse-")
+        {
             continue;
         }
-        let pid = std::fs::read_to_string(e.path().join("homeserver.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok());
-        let alive = pid.and_then(rustix::process::Pid::from_raw).is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
-        let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).unwrap_or_default();
+        let pid = std::fs::read_to_string(e.path().join("homeserver.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        let alive = pid
+            .and_then(rustix::process::Pid::from_raw)
+            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+        let age = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
         // A fresh directory may not have its pid file yet.
         if !alive && age > Duration::from_secs(300) {
             let _ = std::fs::remove_dir_all(e.path());
