@@ -4,14 +4,16 @@
 //! expiry, bound-process exit, shutdown) revokes its token.
 
 use crate::homeserver::HsError;
+use crate::journal::{Journal, LeaseRecord};
 use crate::mint::Minter;
 use crate::platform::ExitWatch;
-use crate::revoke::Revoker;
+use crate::revoke::{Revoker, Target};
 use mxtoken_proto::{
-    AccessToken, ApiError, CreateLease, ErrorCode, LeaseGranted, LeaseInfo, PROTOCOL_VERSION,
-    ProfileStatus, Released, Revocation, Status, Timestamp,
+    AccessToken, ApiError, CreateLease, DEVICE_PREFIX, ErrorCode, LeaseGranted, LeaseInfo,
+    MintKind, PROTOCOL_VERSION, ProfileStatus, Recovered, RecoveryOutcome, Released, Revocation,
+    Status, SweepReport, Timestamp,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::task::AbortHandle;
@@ -62,6 +64,18 @@ struct Inner {
     minters: BTreeMap<String, Minter>,
     leases: Mutex<HashMap<String, LiveLease>>,
     revoker: Revoker,
+    journal: Arc<Journal>,
+    /// Devices of leases being minted right now (not yet in `leases`), so a
+    /// concurrent sweep leaves them alone.
+    minting: Mutex<HashSet<String>>,
+    /// Profiles whose recovery has not finished: they grant no leases, since
+    /// recovery may log the minter out everywhere.
+    recovering: Mutex<BTreeSet<String>>,
+    recovery: Mutex<Vec<Recovered>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for Broker {
@@ -76,24 +90,29 @@ impl std::fmt::Debug for Broker {
 const MAX_PURPOSE_CHARS: usize = 200;
 
 impl Broker {
-    /// Builds the broker from one minter per profile.
-    pub fn new(default_profile: String, minters: Vec<Minter>) -> Self {
+    /// Builds the broker from one minter per profile and the open journal.
+    pub fn new(default_profile: String, minters: Vec<Minter>, journal: Journal) -> Self {
         let minters = minters
             .into_iter()
             .map(|m| (m.profile().name.clone(), m))
             .collect();
+        let journal = Arc::new(journal);
         Self {
             inner: Arc::new(Inner {
                 default_profile,
                 minters,
                 leases: Mutex::new(HashMap::new()),
-                revoker: Revoker::default(),
+                revoker: Revoker::new(journal.clone()),
+                journal,
+                minting: Mutex::default(),
+                recovering: Mutex::default(),
+                recovery: Mutex::default(),
             }),
         }
     }
 
     fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveLease>> {
-        self.inner.leases.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.leases)
     }
 
     fn minter(&self, name: Option<&str>) -> Result<&Minter, ApiError> {
@@ -121,6 +140,15 @@ impl Broker {
     ) -> Result<LeaseGranted, ApiError> {
         let minter = self.minter(req.profile.as_deref())?;
         let profile = minter.profile();
+        if lock(&self.inner.recovering).contains(&profile.name) {
+            return Err(ApiError::new(
+                ErrorCode::HomeserverUnreachable,
+                format!(
+                    "profile {:?} is still revoking tokens left by the broker's last run (the homeserver at {} is not answering); try again shortly",
+                    profile.name, profile.homeserver
+                ),
+            ));
+        }
         let ttl = parse_ttl(
             req.ttl.as_deref(),
             profile.default_ttl,
@@ -134,10 +162,35 @@ impl Broker {
         let id = crate::ids::new_lease_id();
         let created_at = Timestamp::from_system_time(SystemTime::now());
         let expires_at = created_at.saturating_add(ttl);
-        let minted = minter
-            .mint(&id, purpose.as_deref(), expires_at)
-            .await
-            .map_err(|e| mint_error(&e, minter))?;
+        let device_id = (profile.mint == MintKind::Login).then(|| crate::mint::device_id_for(&id));
+        let record = LeaseRecord {
+            lease: id.clone(),
+            profile: profile.name.clone(),
+            user: profile.user.clone(),
+            device_id: device_id.clone(),
+            mint: profile.mint,
+            created_at,
+            expires_at,
+        };
+        // Durable before the token can exist: a crash from here on leaves a
+        // record that recovery acts on.
+        let journal = self.inner.journal.clone();
+        tokio::task::block_in_place(|| journal.begin(record)).map_err(|e| {
+            tracing::error!(error = %e, "cannot write the lease journal");
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("{e}; the broker refuses to mint tokens it could not revoke after a crash"),
+            )
+        })?;
+        let minting_guard = MintingGuard::new(self, device_id);
+        let minted = match minter.mint(&id, purpose.as_deref(), expires_at).await {
+            Ok(m) => m,
+            Err(e) => {
+                // A failed login leaves no device and an admin-api failure no token.
+                self.inner.journal.end(&id);
+                return Err(mint_error(&e, minter));
+            }
+        };
         let info = LeaseInfo {
             id: id.clone(),
             profile: profile.name.clone(),
@@ -169,6 +222,7 @@ impl Broker {
             },
         );
         drop(leases);
+        drop(minting_guard);
         Ok(LeaseGranted {
             lease: info,
             token: minted.token,
@@ -277,7 +331,15 @@ impl Broker {
         let outcome = self
             .inner
             .revoker
-            .revoke(id, minter.homeserver(), lease.token)
+            .revoke(
+                Target {
+                    lease_id: id,
+                    profile: &lease.info.profile,
+                    overdue_after: minter.profile().max_ttl,
+                },
+                minter.homeserver(),
+                lease.token,
+            )
             .await;
         match outcome {
             Revocation::Revoked => {
@@ -303,6 +365,7 @@ impl Broker {
 
     /// `GET /v1/status`.
     pub fn status(&self) -> Status {
+        let pending = self.inner.revoker.pending();
         let profiles = self
             .inner
             .minters
@@ -329,8 +392,170 @@ impl Broker {
             default_profile: self.inner.default_profile.clone(),
             profiles,
             live_leases: self.leases().len(),
-            pending_revocations: self.inner.revoker.pending().len(),
+            pending_revocations: pending.len(),
+            pending,
+            recovery: lock(&self.inner.recovery).clone(),
         }
+    }
+
+    /// Recovers the leases a previous run left unresolved (see
+    /// [`crate::recovery`]). Profiles the homeserver does not answer for keep
+    /// retrying in the background and grant no leases until done. Then runs
+    /// the start-up sweep where it costs no extra login.
+    pub async fn recover(&self, unresolved: impl IntoIterator<Item = LeaseRecord>) {
+        let mut by_profile: BTreeMap<String, Vec<LeaseRecord>> = BTreeMap::new();
+        for r in unresolved {
+            by_profile.entry(r.profile.clone()).or_default().push(r);
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (profile, records) in by_profile {
+            if !self.inner.minters.contains_key(&profile) {
+                tracing::error!(profile = %profile, leases = records.len(), "the journal has leases of a profile that is no longer configured; their tokens cannot be revoked until it is back");
+                self.note_recovery(&records, |_| RecoveryOutcome::Orphaned);
+                continue;
+            }
+            lock(&self.inner.recovering).insert(profile.clone());
+            let this = self.clone();
+            set.spawn(async move { this.recover_until_done(profile, records).await });
+        }
+        // Wait for the first attempt of each profile; failures go on retrying.
+        while set.join_next().await.is_some() {}
+        for m in self
+            .inner
+            .minters
+            .values()
+            .filter(|m| m.profile().mint == MintKind::AdminApi)
+        {
+            let (this, name) = (self.clone(), m.profile().name.clone());
+            tokio::spawn(async move { this.startup_sweep(&name).await });
+        }
+    }
+
+    async fn recover_until_done(&self, profile: String, records: Vec<LeaseRecord>) {
+        let Some(minter) = self.inner.minters.get(&profile) else {
+            return;
+        };
+        let mut delay = Duration::from_secs(1);
+        let mut first = true;
+        loop {
+            let now = Timestamp::from_system_time(SystemTime::now());
+            match crate::recovery::recover_profile(minter, &records, now).await {
+                Ok(outcomes) => {
+                    let outcomes: HashMap<String, RecoveryOutcome> = outcomes.into_iter().collect();
+                    for (id, outcome) in &outcomes {
+                        if *outcome != RecoveryOutcome::Orphaned {
+                            self.inner.journal.end(id);
+                        }
+                    }
+                    lock(&self.inner.recovering).remove(&profile);
+                    self.note_recovery(&records, |id| {
+                        outcomes
+                            .get(id)
+                            .copied()
+                            .unwrap_or(RecoveryOutcome::Pending)
+                    });
+                    tracing::info!(profile = %profile, leases = records.len(), "recovered leases left by the previous run");
+                    if minter.profile().mint == MintKind::Login {
+                        // Recovery needed a login anyway; the sweep reuses the budget well.
+                        self.startup_sweep(&profile).await;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    if first {
+                        self.note_recovery(&records, |_| RecoveryOutcome::Pending);
+                        first = false;
+                    }
+                    tracing::warn!(profile = %profile, error = %e, "cannot recover leases left by the previous run yet; will retry");
+                    let wait = match &e {
+                        HsError::RateLimited {
+                            retry_after: Some(d),
+                            ..
+                        } => (*d).max(delay),
+                        _ => delay,
+                    };
+                    tokio::time::sleep(wait).await;
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    }
+
+    fn note_recovery(&self, records: &[LeaseRecord], outcome: impl Fn(&str) -> RecoveryOutcome) {
+        let mut notes = lock(&self.inner.recovery);
+        for r in records {
+            let entry = Recovered {
+                lease_id: r.lease.clone(),
+                profile: r.profile.clone(),
+                mint: r.mint,
+                expires_at: r.expires_at,
+                outcome: outcome(&r.lease),
+            };
+            match notes.iter_mut().find(|n| n.lease_id == r.lease) {
+                Some(n) => *n = entry,
+                None => notes.push(entry),
+            }
+        }
+    }
+
+    async fn startup_sweep(&self, profile: &str) {
+        match self.sweep(Some(profile), false).await {
+            Ok(r) if !r.stale_devices.is_empty() => {
+                tracing::info!(
+                    profile,
+                    deleted = r.stale_devices.len(),
+                    "start-up sweep deleted leftover broker devices"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(profile, error = %e, "start-up sweep failed; run `mxtoken sweep` later")
+            }
+        }
+    }
+
+    /// Deletes the devices this broker created on the profile's account that
+    /// belong to no live lease, lease being minted, or session of ours.
+    pub async fn sweep(
+        &self,
+        profile: Option<&str>,
+        dry_run: bool,
+    ) -> Result<SweepReport, ApiError> {
+        let minter = self.minter(profile)?;
+        let p = minter.profile();
+        let hs_err = |e: HsError| mint_error(&e, minter);
+        let session = minter.admin_session().await.map_err(hs_err)?;
+        let result = async {
+            let all = minter
+                .homeserver()
+                .device_ids(&session.token, &p.user)
+                .await?;
+            let mut keep: HashSet<String> = self
+                .leases()
+                .values()
+                .filter_map(|l| l.info.device_id.clone())
+                .collect();
+            keep.extend(lock(&self.inner.minting).iter().cloned());
+            keep.insert(session.device_id.clone());
+            keep.extend(minter.root_device().await);
+            let stale: Vec<String> = all
+                .into_iter()
+                .filter(|d| d.starts_with(DEVICE_PREFIX) && !keep.contains(d))
+                .collect();
+            if !dry_run && !stale.is_empty() {
+                crate::recovery::delete_in_batches(minter, &session.token, &stale).await?;
+            }
+            Ok(stale)
+        }
+        .await;
+        minter.end_admin_session(session).await;
+        let stale_devices = result.map_err(hs_err)?;
+        Ok(SweepReport {
+            profile: p.name.clone(),
+            user_id: p.user.clone(),
+            stale_devices,
+            dry_run,
+        })
     }
 
     /// Ends every lease (revoking its token) and closes root sessions.
@@ -359,6 +584,29 @@ impl Broker {
                 count = pending.len(),
                 "exiting with revocations the homeserver has not confirmed"
             );
+        }
+    }
+}
+
+/// Marks a lease's device as being minted until dropped.
+struct MintingGuard<'a> {
+    broker: &'a Broker,
+    device: Option<String>,
+}
+
+impl<'a> MintingGuard<'a> {
+    fn new(broker: &'a Broker, device: Option<String>) -> Self {
+        if let Some(d) = &device {
+            lock(&broker.inner.minting).insert(d.clone());
+        }
+        Self { broker, device }
+    }
+}
+
+impl Drop for MintingGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(d) = &self.device {
+            lock(&self.broker.inner.minting).remove(d);
         }
     }
 }

@@ -85,6 +85,9 @@ pub struct Profile {
     pub connect_timeout: Duration,
     /// Timeout for a whole homeserver request.
     pub request_timeout: Duration,
+    /// `admin-api` only: the minter account is used by this broker alone, so
+    /// recovery may log it out everywhere to kill orphaned tokens.
+    pub dedicated_minter: bool,
 }
 
 /// The whole configuration.
@@ -120,6 +123,8 @@ struct RawProfile {
     token_env: Option<String>,
     connect_timeout: Option<HumanDuration>,
     request_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    dedicated_minter: bool,
 }
 
 #[derive(Deserialize)]
@@ -271,6 +276,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 ),
             ));
         }
+        if p.dedicated_minter && p.mint != MintKind::AdminApi {
+            return Err(invalid(
+                key("dedicated_minter"),
+                "only applies to mint = \"admin-api\"".into(),
+            ));
+        }
         let token_env = p.token_env.unwrap_or_else(|| "MATRIX_ADMIN_TOKEN".into());
         if !valid_env_name(&token_env) {
             return Err(invalid(
@@ -290,6 +301,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             token_env,
             connect_timeout: p.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
             request_timeout: p.request_timeout.map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0),
+            dedicated_minter: p.dedicated_minter,
         };
         profiles.insert(name, profile);
     }

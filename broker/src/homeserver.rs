@@ -206,6 +206,63 @@ impl Homeserver {
         Ok(())
     }
 
+    /// `POST /_matrix/client/v3/logout/all`: ends every session of the token's
+    /// user, and every token that user minted through the admin API.
+    pub async fn logout_all(&self, token: &AccessToken) -> Result<(), HsError> {
+        let req = self
+            .http
+            .post(self.url("_matrix/client/v3/logout/all"))
+            .bearer_auth(token.expose())
+            .json(&serde_json::json!({}));
+        let _: serde_json::Value = self.send(req).await?;
+        Ok(())
+    }
+
+    /// `GET /_synapse/admin/v2/users/{user}/devices`: the device ids of `user`.
+    pub async fn device_ids(
+        &self,
+        admin: &AccessToken,
+        user: &str,
+    ) -> Result<Vec<String>, HsError> {
+        #[derive(Deserialize)]
+        struct Device {
+            device_id: String,
+        }
+        #[derive(Deserialize)]
+        struct Devices {
+            devices: Vec<Device>,
+        }
+        let path = format!(
+            "_synapse/admin/v2/users/{}/devices",
+            encode_path_segment(user)
+        );
+        let body: Devices = self
+            .send(self.http.get(self.url(&path)).bearer_auth(admin.expose()))
+            .await?;
+        Ok(body.devices.into_iter().map(|d| d.device_id).collect())
+    }
+
+    /// `POST /_synapse/admin/v2/users/{user}/delete_devices`: deletes devices
+    /// (and their tokens); ids that do not exist are ignored by the server.
+    pub async fn delete_devices(
+        &self,
+        admin: &AccessToken,
+        user: &str,
+        ids: &[String],
+    ) -> Result<(), HsError> {
+        let path = format!(
+            "_synapse/admin/v2/users/{}/delete_devices",
+            encode_path_segment(user)
+        );
+        let req = self
+            .http
+            .post(self.url(&path))
+            .bearer_auth(admin.expose())
+            .json(&serde_json::json!({ "devices": ids }));
+        let _: serde_json::Value = self.send(req).await?;
+        Ok(())
+    }
+
     /// `GET /_matrix/client/v3/account/whoami`.
     pub async fn whoami(&self, token: &AccessToken) -> Result<WhoAmI, HsError> {
         let req = self

@@ -6,11 +6,14 @@
 
 pub mod broker;
 pub mod config;
+pub mod dirs;
 pub mod homeserver;
 pub mod ids;
+pub mod journal;
 pub mod mint;
 pub mod password;
 pub mod platform;
+pub mod recovery;
 pub mod revoke;
 pub mod server;
 pub mod socket;

@@ -23,7 +23,24 @@ pub struct Minter {
     password: SecretString,
     /// `admin-api` only: the minter's own session, logged in at the first
     /// lease and kept in memory only. Never handed out.
-    root: Mutex<Option<AccessToken>>,
+    root: Mutex<Option<RootSession>>,
+}
+
+#[derive(Debug, Clone)]
+struct RootSession {
+    token: AccessToken,
+    device_id: String,
+}
+
+/// An admin session for the broker's own housekeeping (recovery, sweep).
+#[derive(Debug)]
+pub struct AdminSession {
+    /// Its token.
+    pub token: AccessToken,
+    /// Its device, which housekeeping must not delete.
+    pub device_id: String,
+    /// True if it was logged in for this job and must be logged out after.
+    temporary: bool,
 }
 
 impl Minter {
@@ -103,29 +120,88 @@ impl Minter {
 
     async fn root_session(&self) -> Result<AccessToken, HsError> {
         let mut guard = self.root.lock().await;
-        if let Some(t) = guard.as_ref() {
-            return Ok(t.clone());
+        if let Some(r) = guard.as_ref() {
+            return Ok(r.token.clone());
         }
-        let suffix = crate::ids::random_suffix().to_ascii_uppercase();
-        let device_id = format!("{DEVICE_PREFIX}BROKER_{suffix}");
-        let display = format!(
-            "mxtoken broker root session ({}), never handed out",
-            self.profile.name
-        );
         let s = self
-            .hs
-            .password_login(&self.profile.user, &self.password, &device_id, &display)
+            .housekeeping_login("BROKER", "root session, never handed out")
             .await?;
         tracing::info!(profile = %self.profile.name, device_id = %s.device_id, "logged in the minter's root session");
-        *guard = Some(s.token.clone());
+        *guard = Some(RootSession {
+            token: s.token.clone(),
+            device_id: s.device_id,
+        });
         Ok(s.token)
+    }
+
+    async fn housekeeping_login(
+        &self,
+        kind: &str,
+        what: &str,
+    ) -> Result<crate::homeserver::LoginSession, HsError> {
+        let suffix = crate::ids::random_suffix().to_ascii_uppercase();
+        let device_id = format!("{DEVICE_PREFIX}{kind}_{suffix}");
+        let display = format!("mxtoken broker {what} ({})", self.profile.name);
+        self.hs
+            .password_login(&self.profile.user, &self.password, &device_id, &display)
+            .await
     }
 
     async fn forget_root(&self, dead: &AccessToken) {
         let mut guard = self.root.lock().await;
-        if guard.as_ref().is_some_and(|t| t.expose() == dead.expose()) {
+        if guard
+            .as_ref()
+            .is_some_and(|r| r.token.expose() == dead.expose())
+        {
             *guard = None;
         }
+    }
+
+    /// The device of the current root session, if any.
+    pub async fn root_device(&self) -> Option<String> {
+        self.root.lock().await.as_ref().map(|r| r.device_id.clone())
+    }
+
+    /// An admin session of `user`: the root session for `admin-api`, a
+    /// short-lived login otherwise (one login against the rate limit).
+    pub async fn admin_session(&self) -> Result<AdminSession, HsError> {
+        if self.profile.mint == MintKind::AdminApi {
+            let token = self.root_session().await?;
+            let device_id = self.root_device().await.unwrap_or_default();
+            return Ok(AdminSession {
+                token,
+                device_id,
+                temporary: false,
+            });
+        }
+        let s = self
+            .housekeeping_login("MAINT", "maintenance session")
+            .await?;
+        Ok(AdminSession {
+            token: s.token,
+            device_id: s.device_id,
+            temporary: true,
+        })
+    }
+
+    /// Ends a session from [`Self::admin_session`] if it was made for the job.
+    pub async fn end_admin_session(&self, s: AdminSession) {
+        if s.temporary {
+            if let Err(e) = crate::revoke::logout(&self.hs, &s.token).await {
+                tracing::warn!(profile = %self.profile.name, error = %e, "could not log out the maintenance session; the next sweep deletes its device");
+            }
+        }
+    }
+
+    /// Logs out every session of the minter, which also kills every token it
+    /// minted through the admin API (recovery with `dedicated_minter`).
+    pub async fn logout_everywhere(&self) -> Result<(), HsError> {
+        let s = self
+            .housekeeping_login("RECOVERY", "recovery session")
+            .await?;
+        self.hs.logout_all(&s.token).await?;
+        *self.root.lock().await = None;
+        Ok(())
     }
 
     /// Logs the root session out, if there is one (at broker shutdown).
@@ -133,7 +209,7 @@ impl Minter {
         let Some(root) = self.root.lock().await.take() else {
             return;
         };
-        match self.hs.logout(&root).await {
+        match self.hs.logout(&root.token).await {
             Ok(()) => tracing::info!(profile = %self.profile.name, "logged out the root session"),
             Err(e) if e.errcode() == Some("M_UNKNOWN_TOKEN") => {}
             Err(e) => {

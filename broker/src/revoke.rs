@@ -1,29 +1,36 @@
 //! Killing tokens, and retrying until the homeserver confirms.
+//!
+//! A failed revocation (network, timeout, 5xx, 429) is retried with
+//! exponential backoff and jitter, capped at a minute, honouring the server's
+//! `retry_after_ms`. Its journal `begin` record stays unresolved until it
+//! succeeds, so a broker restart continues it through recovery.
 
 use crate::homeserver::{Homeserver, HsError};
-use mxtoken_proto::{AccessToken, Revocation};
+use crate::journal::Journal;
+use mxtoken_proto::{AccessToken, PendingRevocation, Revocation, Timestamp};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// A revocation the homeserver has not confirmed yet.
 #[derive(Debug, Clone)]
-pub struct Pending {
-    /// When the first attempt failed.
-    pub since: Instant,
-    /// The last failure.
-    pub last_error: String,
-    /// Attempts so far.
-    pub attempts: u32,
+struct Pending {
+    profile: String,
+    since: SystemTime,
+    started: Instant,
+    overdue_after: Duration,
+    last_error: String,
+    attempts: u32,
 }
 
 /// Revokes tokens; failed revocations are retried in the background.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Revoker {
     pending: Arc<Mutex<HashMap<String, Pending>>>,
+    journal: Arc<Journal>,
 }
 
 /// Calls `/logout` with the token. A token the server does not know is as
@@ -35,24 +42,52 @@ pub async fn logout(hs: &Homeserver, token: &AccessToken) -> Result<(), HsError>
     }
 }
 
+/// Which lease a revocation is for, and when failing becomes an alarm.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// Lease id.
+    pub lease_id: &'a str,
+    /// Profile name.
+    pub profile: &'a str,
+    /// Failing longer than this is reported loudly (the profile's `max_ttl`).
+    pub overdue_after: Duration,
+}
+
 impl Revoker {
-    /// Revokes `token` now; on failure, keeps retrying in the background and
+    /// A revoker that records completed revocations in `journal`.
+    pub fn new(journal: Arc<Journal>) -> Self {
+        Self {
+            pending: Arc::default(),
+            journal,
+        }
+    }
+
+    /// Revokes `token` now; on failure keeps retrying in the background and
     /// answers [`Revocation::Pending`].
-    pub async fn revoke(&self, lease_id: &str, hs: &Homeserver, token: AccessToken) -> Revocation {
+    pub async fn revoke(
+        &self,
+        target: Target<'_>,
+        hs: &Homeserver,
+        token: AccessToken,
+    ) -> Revocation {
         match logout(hs, &token).await {
-            Ok(()) => Revocation::Revoked,
+            Ok(()) => {
+                self.journal.end(target.lease_id);
+                Revocation::Revoked
+            }
             Err(e) => {
-                tracing::warn!(lease = lease_id, error = %e, "revocation failed; will retry");
-                self.lock().insert(
-                    lease_id.to_owned(),
-                    Pending {
-                        since: Instant::now(),
-                        last_error: e.to_string(),
-                        attempts: 1,
-                    },
-                );
+                tracing::warn!(lease = target.lease_id, error = %e, "revocation failed; will retry");
+                let pending = Pending {
+                    profile: target.profile.to_owned(),
+                    since: SystemTime::now(),
+                    started: Instant::now(),
+                    overdue_after: target.overdue_after,
+                    last_error: e.to_string(),
+                    attempts: 1,
+                };
+                self.lock().insert(target.lease_id.to_owned(), pending);
                 let this = self.clone();
-                let (lease_id, hs) = (lease_id.to_owned(), hs.clone());
+                let (lease_id, hs) = (target.lease_id.to_owned(), hs.clone());
                 tokio::spawn(async move { this.retry(lease_id, hs, token, e).await });
                 Revocation::Pending
             }
@@ -61,6 +96,7 @@ impl Revoker {
 
     async fn retry(&self, lease_id: String, hs: Homeserver, token: AccessToken, mut last: HsError) {
         let mut delay = FIRST_RETRY;
+        let mut warned_overdue = false;
         loop {
             let wait = match &last {
                 HsError::RateLimited {
@@ -73,15 +109,22 @@ impl Revoker {
             match logout(&hs, &token).await {
                 Ok(()) => {
                     self.lock().remove(&lease_id);
+                    self.journal.end(&lease_id);
                     tracing::info!(lease = %lease_id, "revocation succeeded after retrying");
                     return;
                 }
                 Err(e) => {
-                    if let Some(p) = self.lock().get_mut(&lease_id) {
+                    let overdue = self.lock().get_mut(&lease_id).is_some_and(|p| {
                         p.attempts += 1;
                         p.last_error = e.to_string();
+                        p.started.elapsed() > p.overdue_after
+                    });
+                    if overdue && !warned_overdue {
+                        tracing::error!(lease = %lease_id, error = %e, "revocation has been failing for longer than max_ttl; the token may still be valid on the homeserver");
+                        warned_overdue = true;
+                    } else {
+                        tracing::warn!(lease = %lease_id, error = %e, "revocation still failing; will retry");
                     }
-                    tracing::warn!(lease = %lease_id, error = %e, "revocation still failing; will retry");
                     last = e;
                     delay = (delay * 2).min(MAX_RETRY);
                 }
@@ -89,9 +132,22 @@ impl Revoker {
         }
     }
 
-    /// Revocations not yet confirmed.
-    pub fn pending(&self) -> HashMap<String, Pending> {
-        self.lock().clone()
+    /// Revocations not yet confirmed, oldest first.
+    pub fn pending(&self) -> Vec<PendingRevocation> {
+        let mut v: Vec<PendingRevocation> = self
+            .lock()
+            .iter()
+            .map(|(id, p)| PendingRevocation {
+                lease_id: id.clone(),
+                profile: p.profile.clone(),
+                since: Timestamp::from_system_time(p.since),
+                attempts: p.attempts,
+                last_error: p.last_error.clone(),
+                overdue: p.started.elapsed() > p.overdue_after,
+            })
+            .collect();
+        v.sort_by_key(|a| a.since);
+        v
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {

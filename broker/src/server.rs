@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use mxtoken_proto::{
     API_PREFIX, ApiError, CreateLease, ErrorCode, LeaseList, MAX_BODY_BYTES, PROTOCOL_VERSION,
-    VERSION_HEADER,
+    SweepRequest, VERSION_HEADER,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,6 +155,22 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
                 ),
             }
         }
+        (Method::POST, "/sweep") => {
+            let body: SweepRequest = match read_json(req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            let broker = broker.clone();
+            match tokio::spawn(
+                async move { broker.sweep(body.profile.as_deref(), body.dry_run).await },
+            )
+            .await
+            {
+                Ok(Ok(report)) => json_response(StatusCode::OK, &report),
+                Ok(Err(e)) => api_error(&e),
+                Err(_) => internal("the broker failed while sweeping; see its log"),
+            }
+        }
         (Method::DELETE, r) if r.starts_with("/leases/") => {
             let id = r.trim_start_matches("/leases/").to_owned();
             let broker = broker.clone();
@@ -232,6 +248,13 @@ fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::HomeserverUnreachable => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+fn internal(message: &str) -> Response<Full<Bytes>> {
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &ApiError::new(ErrorCode::Internal, message),
+    )
 }
 
 fn api_error(e: &ApiError) -> Response<Full<Bytes>> {

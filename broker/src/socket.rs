@@ -1,7 +1,7 @@
 //! Claiming the socket path: private directory, stale-socket removal, and
 //! refusing to start over a live broker.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why the socket could not be bound.
@@ -13,13 +13,8 @@ pub enum BindError {
     )]
     AlreadyRunning(PathBuf),
     /// The directory is not safe to put a socket in.
-    #[error("socket directory {path} {problem}")]
-    UnsafeDir {
-        /// The directory.
-        path: PathBuf,
-        /// What is wrong and how to fix it.
-        problem: String,
-    },
+    #[error("socket {0}")]
+    UnsafeDir(#[from] crate::dirs::DirError),
     /// Some other I/O failure.
     #[error("cannot create the socket {path}: {source}")]
     Io {
@@ -40,7 +35,7 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    ensure_private_dir(dir)?;
+    crate::dirs::ensure_private_dir(dir)?;
     if std::fs::symlink_metadata(path).is_ok() {
         match std::os::unix::net::UnixStream::connect(path) {
             Ok(_) => return Err(BindError::AlreadyRunning(path.to_path_buf())),
@@ -54,35 +49,4 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
     std_listener.set_nonblocking(true).map_err(io_err)?;
     tokio::net::UnixListener::from_std(std_listener).map_err(io_err)
-}
-
-/// Creates `dir` with mode 0700 if missing; refuses one that others can use.
-fn ensure_private_dir(dir: &Path) -> Result<(), BindError> {
-    let unsafe_dir = |problem: String| BindError::UnsafeDir {
-        path: dir.to_path_buf(),
-        problem,
-    };
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| unsafe_dir(format!("cannot be created: {e}")))?;
-    }
-    let meta = std::fs::metadata(dir).map_err(|e| unsafe_dir(format!("cannot be read: {e}")))?;
-    let me = crate::platform::current_uid();
-    if meta.uid() != me {
-        return Err(unsafe_dir(format!(
-            "belongs to uid {}, not to this user (uid {me}); use a directory of your own",
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(unsafe_dir(format!(
-            "is accessible by group or others (mode {:o}); run `chmod 700 {}`",
-            meta.mode() & 0o777,
-            dir.display()
-        )));
-    }
-    Ok(())
 }

@@ -7,7 +7,7 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use mxtoken_proto::{
     API_PREFIX, ApiError, CreateLease, LeaseGranted, LeaseList, PROTOCOL_VERSION, Released, Status,
-    VERSION_HEADER,
+    SweepReport, SweepRequest, VERSION_HEADER,
 };
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -58,6 +58,12 @@ impl BrokerClient {
     /// `GET /v1/leases`.
     pub async fn leases(&self) -> Result<LeaseList, ClientError> {
         self.call(Method::GET, "/leases", None).await
+    }
+
+    /// `POST /v1/sweep`.
+    pub async fn sweep(&self, req: &SweepRequest) -> Result<SweepReport, ClientError> {
+        let body = serde_json::to_vec(req).map_err(|e| ClientError::Other(e.to_string()))?;
+        self.call(Method::POST, "/sweep", Some(body)).await
     }
 
     /// `GET /v1/status`.

@@ -37,6 +37,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete devices the broker created that belong to no live lease.
+    Sweep {
+        /// Profile to sweep [default: the config's default_profile]
+        #[arg(long, short = 'p', value_name = "NAME")]
+        profile: Option<String>,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Show the broker's version, profiles and live lease count.
     Status {
         /// Print JSON instead of text.

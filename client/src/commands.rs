@@ -4,7 +4,7 @@ use crate::api::BrokerClient;
 use crate::cli::{EnvArgs, GetArgs};
 use crate::error::ClientError;
 use crate::shell;
-use mxtoken_proto::{LeaseInfo, Revocation, Timestamp};
+use mxtoken_proto::{LeaseInfo, RecoveryOutcome, Revocation, SweepRequest, Timestamp};
 use std::time::SystemTime;
 
 /// `mxtoken env`.
@@ -108,6 +108,41 @@ pub async fn status(client: &BrokerClient, json: bool) -> Result<String, ClientE
         s.live_leases,
         s.pending_revocations
     );
+    for p in &s.pending {
+        out.push_str(&format!(
+            "  pending: lease {} ({}) since {}, {} attempts, last error: {}{}\n",
+            p.lease_id,
+            p.profile,
+            p.since,
+            p.attempts,
+            p.last_error,
+            if p.overdue {
+                " [OVERDUE: failing for longer than max_ttl]"
+            } else {
+                ""
+            }
+        ));
+    }
+    if !s.recovery.is_empty() {
+        let count = |o: RecoveryOutcome| s.recovery.iter().filter(|r| r.outcome == o).count();
+        out.push_str(&format!(
+            "recovered from the last run: {} revoked, {} already expired, {} pending, {} orphaned\n",
+            count(RecoveryOutcome::Revoked),
+            count(RecoveryOutcome::Expired),
+            count(RecoveryOutcome::Pending),
+            count(RecoveryOutcome::Orphaned)
+        ));
+        for r in s
+            .recovery
+            .iter()
+            .filter(|r| r.outcome == RecoveryOutcome::Orphaned)
+        {
+            out.push_str(&format!(
+                "  orphaned: lease {} ({}) may stay valid until {}; set dedicated_minter = true to let the broker revoke such tokens\n",
+                r.lease_id, r.profile, r.expires_at
+            ));
+        }
+    }
     for p in &s.profiles {
         let default = if p.name == s.default_profile {
             " (default)"
@@ -126,4 +161,21 @@ pub async fn status(client: &BrokerClient, json: bool) -> Result<String, ClientE
         ));
     }
     Ok(out)
+}
+
+/// `mxtoken sweep`: prints the deleted (or, with `--dry-run`, stale) device ids.
+pub async fn sweep(
+    client: &BrokerClient,
+    profile: Option<String>,
+    dry_run: bool,
+) -> Result<String, ClientError> {
+    let r = client.sweep(&SweepRequest { profile, dry_run }).await?;
+    let verb = if r.dry_run { "would delete" } else { "deleted" };
+    eprintln!(
+        "mxtoken: {verb} {} stale broker device(s) of {} (profile {})",
+        r.stale_devices.len(),
+        r.user_id,
+        r.profile
+    );
+    Ok(r.stale_devices.iter().map(|d| format!("{d}\n")).collect())
 }

@@ -50,6 +50,9 @@ pub fn main() -> ExitCode {
         Command::Release { lease_id } => rt.block_on(commands::release(&client, &lease_id)),
         Command::Leases { json } => rt.block_on(commands::leases(&client, json)),
         Command::Status { json } => rt.block_on(commands::status(&client, json)),
+        Command::Sweep { profile, dry_run } => {
+            rt.block_on(commands::sweep(&client, profile, dry_run))
+        }
     };
     match printed {
         Ok(text) => {

@@ -6,6 +6,7 @@
 //! | `POST /v1/leases`             | [`CreateLease`]      | [`LeaseGranted`] (201) |
 //! | `GET  /v1/leases`             | —                    | [`LeaseList`]   |
 //! | `DELETE /v1/leases/{id}`      | —                    | [`Released`]    |
+//! | `POST /v1/sweep`              | [`SweepRequest`]     | [`SweepReport`] |
 //!
 //! Requests reject unknown fields so a typo is an error, not a silent default.
 
@@ -165,6 +166,85 @@ pub struct Status {
     pub live_leases: usize,
     /// Revocations not yet confirmed by the homeserver.
     pub pending_revocations: usize,
+    /// Those revocations, oldest first.
+    #[serde(default)]
+    pub pending: Vec<PendingRevocation>,
+    /// What start-up recovery found in the journal of the previous run.
+    #[serde(default)]
+    pub recovery: Vec<Recovered>,
+}
+
+/// A revocation the broker keeps retrying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRevocation {
+    /// The lease whose token is not confirmed dead.
+    pub lease_id: String,
+    /// Its profile.
+    pub profile: String,
+    /// When the first attempt failed.
+    pub since: Timestamp,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last failure, in words.
+    pub last_error: String,
+    /// True once it has been failing for longer than the profile's `max_ttl`.
+    pub overdue: bool,
+}
+
+/// What recovery did about one lease left unresolved by a previous run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryOutcome {
+    /// The token was killed (device deleted, or the minter logged out everywhere).
+    Revoked,
+    /// The token had already expired on the server.
+    Expired,
+    /// The token may live until `expires_at`: an `admin-api` lease whose minter
+    /// is not marked `dedicated_minter`, so the broker may not `/logout/all`.
+    Orphaned,
+    /// The homeserver could not be reached; recovery keeps retrying.
+    Pending,
+}
+
+/// One lease recovered at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovered {
+    /// The lease id from the previous run.
+    pub lease_id: String,
+    /// Its profile.
+    pub profile: String,
+    /// How it was minted.
+    pub mint: MintKind,
+    /// When its token expires at the latest.
+    pub expires_at: Timestamp,
+    /// What recovery did.
+    pub outcome: RecoveryOutcome,
+}
+
+/// `POST /v1/sweep`: delete the broker's leftover devices.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepRequest {
+    /// Profile; the default profile when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Only report what would be deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// Answer to [`SweepRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepReport {
+    /// The profile swept.
+    pub profile: String,
+    /// The account whose devices were examined.
+    pub user_id: String,
+    /// Broker-made devices that belong to no live lease or session: deleted,
+    /// or with `dry_run` the ones that would be.
+    pub stale_devices: Vec<String>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
+use mxtoken_broker::journal::Journal;
 use mxtoken_broker::{
-    broker::Broker, config, homeserver::Homeserver, mint::Minter, password, server, socket,
+    broker::Broker, config, dirs, homeserver::Homeserver, mint::Minter, password, server, socket,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ struct Args {
     /// Socket path [default: $MXTOKEN_SOCKET, else $XDG_RUNTIME_DIR/mxtoken/broker.sock, else /tmp/mxtoken-$UID/broker.sock]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// State directory for the lease journal [default: $MXTOKEN_STATE_DIR, else $XDG_STATE_HOME/mxtoken, else ~/.local/state/mxtoken]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Stay in the foreground (the only mode for now; accepted for service managers).
     #[arg(long)]
     foreground: bool,
@@ -58,10 +62,7 @@ fn main() -> ExitCode {
                 || e.downcast_ref::<password::PasswordError>().is_some()
             {
                 exit::CONFIG
-            } else if matches!(
-                e.downcast_ref::<socket::BindError>(),
-                Some(socket::BindError::AlreadyRunning(_))
-            ) {
+            } else if e.downcast_ref::<StartError>().is_some() {
                 exit::ALREADY_RUNNING
             } else {
                 exit::FAILURE
@@ -70,6 +71,13 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Start-up failures that get their own exit code.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("{0}")]
+    AlreadyRunning(String),
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -97,12 +105,30 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = socket::bind(&socket_path)?;
-        let broker = Broker::new(cfg.default_profile.clone(), minters);
-        tracing::info!(socket = %socket_path.display(), config = %config_path.display(), "mxtokend ready");
+        let listener = match socket::bind(&socket_path) {
+            Err(e @ socket::BindError::AlreadyRunning(_)) => return Err(StartError::AlreadyRunning(e.to_string()).into()),
+            other => other?,
+        };
+        let state_dir = dirs::state_dir(args.state_dir.as_deref());
+        dirs::ensure_private_dir(&state_dir).context("state directory")?;
+        let _state_lock =
+            dirs::lock_state_dir(&state_dir).map_err(|e| StartError::AlreadyRunning(e.to_string()))?;
+        let journal_path = Journal::path_in(&state_dir);
+        let replay = Journal::replay(&journal_path)?;
+        if replay.damaged_lines > 0 {
+            tracing::warn!(journal = %journal_path.display(), lines = replay.damaged_lines, "the journal had damaged lines (a crash mid-write?); read what was intact");
+        }
+        // Compact: keep only what is unresolved, then recover it before the
+        // first lease (recovery may log the minter out everywhere).
+        let journal = Journal::rewrite(&journal_path, replay.unresolved.values().cloned())?;
+        let broker = Broker::new(cfg.default_profile.clone(), minters, journal);
+        if !replay.unresolved.is_empty() {
+            tracing::info!(leases = replay.unresolved.len(), "recovering leases left by the previous run");
+        }
+        broker.recover(replay.unresolved.into_values()).await;
+        tracing::info!(socket = %socket_path.display(), config = %config_path.display(), state = %state_dir.display(), "mxtokend ready");
         server::run(listener, broker.clone(), server::ServerLimits::default(), shutdown_signal()).await;
         broker.shutdown().await;
-        // Only remove the socket if it is still ours.
         let _ = std::fs::remove_file(&socket_path);
         tracing::info!("mxtokend stopped");
         Ok(())
