@@ -5,3 +5,5 @@ mod common;
 mod test_broker;
 mod test_env_get;
 mod test_exec;
+mod test_faults;
+mod test_recovery;

@@ -150,6 +150,11 @@ impl BrokerEnv {
         self.runtime_dir().join("mxtoken/broker.sock")
     }
 
+    /// `$XDG_STATE_HOME/mxtoken`: the journal lives here.
+    pub fn state_dir(&self) -> PathBuf {
+        self.home().join(".local/state/mxtoken")
+    }
+
     /// The broker's stderr.
     pub fn log_path(&self) -> PathBuf {
         self.home().join("mxtokend.log")

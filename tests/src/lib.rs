@@ -9,8 +9,10 @@ pub mod bins;
 pub mod broker;
 pub mod matrix;
 pub mod poll;
+pub mod proxy;
 pub mod synapse;
 
 pub use broker::{BrokerEnv, ProfileSpec};
 pub use matrix::Matrix;
+pub use proxy::{Fault, FaultProxy};
 pub use synapse::{RateLimits, Synapse};

@@ -94,11 +94,24 @@ impl Matrix {
 
     /// A password login (creates a device): `(token, device_id)`.
     pub fn login(&self, user: &str, password: &str) -> (String, String) {
-        let body = serde_json::json!({
+        self.login_as_device(user, password, None)
+    }
+
+    /// A password login with a chosen device id.
+    pub fn login_as_device(
+        &self,
+        user: &str,
+        password: &str,
+        device_id: Option<&str>,
+    ) -> (String, String) {
+        let mut body = serde_json::json!({
             "type": "m.login.password",
             "identifier": {"type": "m.id.user", "user": user},
             "password": password,
         });
+        if let Some(d) = device_id {
+            body["device_id"] = serde_json::Value::from(d);
+        }
         let a = self.send(
             self.http
                 .post(format!("{}/_matrix/client/v3/login", self.base))
