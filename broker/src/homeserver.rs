@@ -263,6 +263,20 @@ impl Homeserver {
         Ok(())
     }
 
+    /// `GET /_synapse/admin/v1/users/{user}/admin` with `user`'s own token:
+    /// succeeds only if the token has admin rights (else 403 "You are not a
+    /// server admin").
+    pub async fn check_admin(&self, token: &AccessToken, user: &str) -> Result<(), HsError> {
+        let path = format!(
+            "_synapse/admin/v1/users/{}/admin",
+            encode_path_segment(user)
+        );
+        let _: serde_json::Value = self
+            .send(self.http.get(self.url(&path)).bearer_auth(token.expose()))
+            .await?;
+        Ok(())
+    }
+
     /// `GET /_matrix/client/v3/account/whoami`.
     pub async fn whoami(&self, token: &AccessToken) -> Result<WhoAmI, HsError> {
         let req = self

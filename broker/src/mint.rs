@@ -24,6 +24,10 @@ pub struct Minter {
     /// `admin-api` only: the minter's own session, logged in at the first
     /// lease and kept in memory only. Never handed out.
     root: Mutex<Option<RootSession>>,
+    /// `login` only: whether a lease token has been seen to have admin rights.
+    /// Checked once, at the first lease, so a non-admin account is reported
+    /// as such instead of handing out useless tokens.
+    admin_verified: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +55,7 @@ impl Minter {
             hs,
             password,
             root: Mutex::new(None),
+            admin_verified: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -83,6 +88,7 @@ impl Minter {
                     .hs
                     .password_login(&self.profile.user, &self.password, &device_id, &display)
                     .await?;
+                self.verify_admin_once(&s.token).await?;
                 Ok(Minted {
                     token: s.token,
                     device_id: Some(s.device_id),
@@ -94,6 +100,24 @@ impl Minter {
                     token,
                     device_id: None,
                 })
+            }
+        }
+    }
+
+    async fn verify_admin_once(&self, token: &AccessToken) -> Result<(), HsError> {
+        use std::sync::atomic::Ordering;
+        if self.admin_verified.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match self.hs.check_admin(token, &self.profile.user).await {
+            Ok(()) => {
+                self.admin_verified.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // Do not leave the useless session behind.
+                let _ = crate::revoke::logout(&self.hs, token).await;
+                Err(e)
             }
         }
     }

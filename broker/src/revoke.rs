@@ -51,6 +51,9 @@ pub struct Target<'a> {
     pub profile: &'a str,
     /// Failing longer than this is reported loudly (the profile's `max_ttl`).
     pub overdue_after: Duration,
+    /// Whether success ends the lease in the journal (not for a token
+    /// rotated out of a lease that goes on).
+    pub ends_lease: bool,
 }
 
 impl Revoker {
@@ -72,7 +75,9 @@ impl Revoker {
     ) -> Revocation {
         match logout(hs, &token).await {
             Ok(()) => {
-                self.journal.end(target.lease_id);
+                if target.ends_lease {
+                    self.journal.end(target.lease_id);
+                }
                 Revocation::Revoked
             }
             Err(e) => {
@@ -87,14 +92,22 @@ impl Revoker {
                 };
                 self.lock().insert(target.lease_id.to_owned(), pending);
                 let this = self.clone();
-                let (lease_id, hs) = (target.lease_id.to_owned(), hs.clone());
-                tokio::spawn(async move { this.retry(lease_id, hs, token, e).await });
+                let (lease_id, hs, ends) =
+                    (target.lease_id.to_owned(), hs.clone(), target.ends_lease);
+                tokio::spawn(async move { this.retry(lease_id, hs, token, e, ends).await });
                 Revocation::Pending
             }
         }
     }
 
-    async fn retry(&self, lease_id: String, hs: Homeserver, token: AccessToken, mut last: HsError) {
+    async fn retry(
+        &self,
+        lease_id: String,
+        hs: Homeserver,
+        token: AccessToken,
+        mut last: HsError,
+        ends_lease: bool,
+    ) {
         let mut delay = FIRST_RETRY;
         let mut warned_overdue = false;
         loop {
@@ -109,7 +122,9 @@ impl Revoker {
             match logout(&hs, &token).await {
                 Ok(()) => {
                     self.lock().remove(&lease_id);
-                    self.journal.end(&lease_id);
+                    if ends_lease {
+                        self.journal.end(&lease_id);
+                    }
                     tracing::info!(lease = %lease_id, "revocation succeeded after retrying");
                     return;
                 }

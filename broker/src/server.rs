@@ -10,8 +10,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use mxtoken_proto::{
-    API_PREFIX, ApiError, CreateLease, ErrorCode, LeaseList, MAX_BODY_BYTES, PROTOCOL_VERSION,
-    SweepRequest, VERSION_HEADER,
+    API_PREFIX, ApiError, CheckRequest, CreateLease, ErrorCode, LeaseList, MAX_BODY_BYTES,
+    PROTOCOL_VERSION, RenewLease, SweepRequest, VERSION_HEADER,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,6 +153,34 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
                         "the broker failed while minting; see its log",
                     ),
                 ),
+            }
+        }
+        (Method::POST, "/check") => {
+            let body: CheckRequest = match read_json(req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            let broker = broker.clone();
+            match tokio::spawn(async move { broker.check(body.profile.as_deref()).await }).await {
+                Ok(Ok(report)) => json_response(StatusCode::OK, &report),
+                Ok(Err(e)) => api_error(&e),
+                Err(_) => internal("the broker failed while checking; see its log"),
+            }
+        }
+        (Method::POST, r) if r.starts_with("/leases/") && r.ends_with("/renew") => {
+            let id = r
+                .trim_start_matches("/leases/")
+                .trim_end_matches("/renew")
+                .to_owned();
+            let body: RenewLease = match read_json(req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            let broker = broker.clone();
+            match tokio::spawn(async move { broker.renew(peer, &id, body).await }).await {
+                Ok(Ok(renewed)) => json_response(StatusCode::OK, &renewed),
+                Ok(Err(e)) => api_error(&e),
+                Err(_) => internal("the broker failed while renewing; see its log"),
             }
         }
         (Method::POST, "/sweep") => {

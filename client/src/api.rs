@@ -6,8 +6,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use mxtoken_proto::{
-    API_PREFIX, ApiError, CreateLease, LeaseGranted, LeaseList, PROTOCOL_VERSION, Released, Status,
-    SweepReport, SweepRequest, VERSION_HEADER,
+    API_PREFIX, ApiError, CheckReport, CheckRequest, CreateLease, LeaseGranted, LeaseList,
+    PROTOCOL_VERSION, Released, RenewLease, Renewed, Status, SweepReport, SweepRequest,
+    VERSION_HEADER,
 };
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -41,16 +42,7 @@ impl BrokerClient {
 
     /// `DELETE /v1/leases/{id}`.
     pub async fn release(&self, id: &str) -> Result<Released, ClientError> {
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(ClientError::Api(ApiError::new(
-                mxtoken_proto::ErrorCode::UnknownLease,
-                format!("{id:?} is not a lease id; `mxtoken leases` lists them"),
-            )));
-        }
+        check_lease_id(id)?;
         self.call(Method::DELETE, &format!("/leases/{id}"), None)
             .await
     }
@@ -58,6 +50,20 @@ impl BrokerClient {
     /// `GET /v1/leases`.
     pub async fn leases(&self) -> Result<LeaseList, ClientError> {
         self.call(Method::GET, "/leases", None).await
+    }
+
+    /// `POST /v1/leases/{id}/renew`.
+    pub async fn renew(&self, id: &str, req: &RenewLease) -> Result<Renewed, ClientError> {
+        check_lease_id(id)?;
+        let body = serde_json::to_vec(req).map_err(|e| ClientError::Other(e.to_string()))?;
+        self.call(Method::POST, &format!("/leases/{id}/renew"), Some(body))
+            .await
+    }
+
+    /// `POST /v1/check`.
+    pub async fn check(&self, req: &CheckRequest) -> Result<CheckReport, ClientError> {
+        let body = serde_json::to_vec(req).map_err(|e| ClientError::Other(e.to_string()))?;
+        self.call(Method::POST, "/check", Some(body)).await
     }
 
     /// `POST /v1/sweep`.
@@ -143,4 +149,19 @@ impl BrokerClient {
             Err(ClientError::Api(err))
         }
     }
+}
+
+/// Refuses what cannot be a lease id before it reaches a URL path.
+fn check_lease_id(id: &str) -> Result<(), ClientError> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ClientError::Api(ApiError::new(
+            mxtoken_proto::ErrorCode::UnknownLease,
+            format!("{id:?} is not a lease id; `mxtoken leases` lists them"),
+        )));
+    }
+    Ok(())
 }

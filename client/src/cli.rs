@@ -51,6 +51,22 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Also log in as each profile's account now and check it can do what
+        /// leases need (admin rights, lease user); exits non-zero on a failure.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Extend a lease (at most to max_ttl after its creation).
+    Renew {
+        /// The lease id.
+        lease_id: String,
+        /// New lifetime from now [default: the profile's default_ttl]
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// admin-api leases: get a replacement token (printed) that expires at
+        /// the new end; the old token is revoked.
+        #[arg(long)]
+        rotate: bool,
     },
 }
 

@@ -4,7 +4,9 @@ use crate::api::BrokerClient;
 use crate::cli::{EnvArgs, GetArgs};
 use crate::error::ClientError;
 use crate::shell;
-use mxtoken_proto::{LeaseInfo, RecoveryOutcome, Revocation, SweepRequest, Timestamp};
+use mxtoken_proto::{
+    CheckRequest, LeaseInfo, RecoveryOutcome, RenewLease, Revocation, SweepRequest, Timestamp,
+};
 use std::time::SystemTime;
 
 /// `mxtoken env`.
@@ -91,14 +93,60 @@ fn time_left(l: &LeaseInfo) -> String {
 }
 
 /// `mxtoken status`.
-pub async fn status(client: &BrokerClient, json: bool) -> Result<String, ClientError> {
+pub async fn status(client: &BrokerClient, json: bool, check: bool) -> Result<String, ClientError> {
     let s = client.status().await?;
-    if json {
-        return Ok(format!(
-            "{}\n",
-            serde_json::to_string_pretty(&s).map_err(|e| ClientError::Other(e.to_string()))?
-        ));
+    if !check {
+        return if json {
+            to_json(&s)
+        } else {
+            Ok(status_text(client, &s))
+        };
     }
+    let report = client.check(&CheckRequest::default()).await?;
+    let out = if json {
+        to_json(&serde_json::json!({ "status": s, "check": report }))?
+    } else {
+        let mut text = status_text(client, &s);
+        text.push_str("checks:\n");
+        for c in &report.profiles {
+            match &c.error {
+                None => text.push_str(&format!("  {}: ok: {}\n", c.profile, c.checked)),
+                Some(e) => text.push_str(&format!("  {}: FAILED: {}\n", c.profile, e.message)),
+            }
+        }
+        text
+    };
+    if let Some(e) = report.profiles.iter().find_map(|c| c.error.clone()) {
+        // The report is the requested output; the exit code tells scripts.
+        print!("{out}");
+        return Err(ClientError::Api(e));
+    }
+    Ok(out)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, ClientError> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| ClientError::Other(e.to_string()))?;
+    Ok(format!("{text}\n"))
+}
+
+/// `mxtoken renew`: prints the replacement token when rotating, else nothing.
+pub async fn renew(
+    client: &BrokerClient,
+    id: &str,
+    ttl: Option<String>,
+    rotate: bool,
+) -> Result<String, ClientError> {
+    let r = client.renew(id, &RenewLease { ttl, rotate }).await?;
+    eprintln!(
+        "mxtoken: lease {} now ends at {}",
+        r.lease.id, r.lease.expires_at
+    );
+    Ok(r.token
+        .map(|t| format!("{}\n", t.expose()))
+        .unwrap_or_default())
+}
+
+fn status_text(client: &BrokerClient, s: &mxtoken_proto::Status) -> String {
     let mut out = format!(
         "mxtokend {} (protocol {}, pid {}) on {}\nlive leases: {}\npending revocations: {}\nprofiles:\n",
         s.broker_version,
@@ -160,7 +208,7 @@ pub async fn status(client: &BrokerClient, json: bool) -> Result<String, ClientE
             if p.locked { ", LOCKED" } else { "" }
         ));
     }
-    Ok(out)
+    out
 }
 
 /// `mxtoken sweep`: prints the deleted (or, with `--dry-run`, stale) device ids.

@@ -49,7 +49,12 @@ pub fn main() -> ExitCode {
         Command::Get(args) => rt.block_on(commands::get(&client, args)),
         Command::Release { lease_id } => rt.block_on(commands::release(&client, &lease_id)),
         Command::Leases { json } => rt.block_on(commands::leases(&client, json)),
-        Command::Status { json } => rt.block_on(commands::status(&client, json)),
+        Command::Status { json, check } => rt.block_on(commands::status(&client, json, check)),
+        Command::Renew {
+            lease_id,
+            ttl,
+            rotate,
+        } => rt.block_on(commands::renew(&client, &lease_id, ttl, rotate)),
         Command::Sweep { profile, dry_run } => {
             rt.block_on(commands::sweep(&client, profile, dry_run))
         }

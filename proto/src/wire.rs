@@ -6,7 +6,9 @@
 //! | `POST /v1/leases`             | [`CreateLease`]      | [`LeaseGranted`] (201) |
 //! | `GET  /v1/leases`             | —                    | [`LeaseList`]   |
 //! | `DELETE /v1/leases/{id}`      | —                    | [`Released`]    |
+//! | `POST /v1/leases/{id}/renew`  | [`RenewLease`]       | [`Renewed`]     |
 //! | `POST /v1/sweep`              | [`SweepRequest`]     | [`SweepReport`] |
+//! | `POST /v1/check`              | [`CheckRequest`]     | [`CheckReport`] |
 //!
 //! Requests reject unknown fields so a typo is an error, not a silent default.
 
@@ -219,6 +221,59 @@ pub struct Recovered {
     pub expires_at: Timestamp,
     /// What recovery did.
     pub outcome: RecoveryOutcome,
+}
+
+/// `POST /v1/leases/{id}/renew`: extend a lease, at most to `max_ttl` after
+/// its creation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewLease {
+    /// New lifetime from now (humantime); the profile's `default_ttl` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// `admin-api` leases only: mint a replacement token that expires at the
+    /// new end and revoke the old one (the server-side expiry of a token
+    /// cannot be moved).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rotate: bool,
+}
+
+/// Answer to [`RenewLease`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Renewed {
+    /// The lease with its new `expires_at`.
+    pub lease: LeaseInfo,
+    /// The replacement token, when the renewal rotated it. Shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<AccessToken>,
+}
+
+/// `POST /v1/check`: test each profile's accounts against the homeserver now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// Check only this profile; all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// The result of checking one profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileCheck {
+    /// Profile name.
+    pub profile: String,
+    /// The error, when the check failed; `None` when it passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ApiError>,
+    /// What was checked, in words.
+    pub checked: String,
+}
+
+/// Answer to [`CheckRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// One entry per checked profile.
+    pub profiles: Vec<ProfileCheck>,
 }
 
 /// `POST /v1/sweep`: delete the broker's leftover devices.

@@ -6,4 +6,5 @@ mod test_broker;
 mod test_env_get;
 mod test_exec;
 mod test_faults;
+mod test_mint;
 mod test_recovery;

@@ -2,6 +2,12 @@
 //!
 //! A lease ends exactly once: whoever removes it from the table (release,
 //! expiry, bound-process exit, shutdown) revokes its token.
+//!
+//! Submodules: `renew` (extending and rotating leases) and `housekeeping`
+//! (start-up recovery, sweep, and `status --check`).
+
+mod housekeeping;
+mod renew;
 
 use crate::homeserver::HsError;
 use crate::journal::{Journal, LeaseRecord};
@@ -9,9 +15,8 @@ use crate::mint::Minter;
 use crate::platform::ExitWatch;
 use crate::revoke::{Revoker, Target};
 use mxtoken_proto::{
-    AccessToken, ApiError, CreateLease, DEVICE_PREFIX, ErrorCode, LeaseGranted, LeaseInfo,
-    MintKind, PROTOCOL_VERSION, ProfileStatus, Recovered, RecoveryOutcome, Released, Revocation,
-    Status, SweepReport, Timestamp,
+    AccessToken, ApiError, CreateLease, ErrorCode, LeaseGranted, LeaseInfo, MintKind,
+    PROTOCOL_VERSION, ProfileStatus, Recovered, Released, Revocation, Status, Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -51,6 +56,8 @@ struct LiveLease {
     info: LeaseInfo,
     token: AccessToken,
     watcher: AbortHandle,
+    /// When the lease expires; renewal moves it and the watcher follows.
+    deadline: tokio::sync::watch::Sender<tokio::time::Instant>,
 }
 
 /// The broker. Cheap to clone; all clones share state.
@@ -65,9 +72,9 @@ struct Inner {
     leases: Mutex<HashMap<String, LiveLease>>,
     revoker: Revoker,
     journal: Arc<Journal>,
-    /// Devices of leases being minted right now (not yet in `leases`), so a
-    /// concurrent sweep leaves them alone.
-    minting: Mutex<HashSet<String>>,
+    /// Broker devices in use outside the lease table — leases being minted,
+    /// housekeeping sessions — so a concurrent sweep leaves them alone.
+    busy_devices: Mutex<HashSet<String>>,
     /// Profiles whose recovery has not finished: they grant no leases, since
     /// recovery may log the minter out everywhere.
     recovering: Mutex<BTreeSet<String>>,
@@ -104,7 +111,7 @@ impl Broker {
                 leases: Mutex::new(HashMap::new()),
                 revoker: Revoker::new(journal.clone()),
                 journal,
-                minting: Mutex::default(),
+                busy_devices: Mutex::default(),
                 recovering: Mutex::default(),
                 recovery: Mutex::default(),
             }),
@@ -182,7 +189,7 @@ impl Broker {
                 format!("{e}; the broker refuses to mint tokens it could not revoke after a crash"),
             )
         })?;
-        let minting_guard = MintingGuard::new(self, device_id);
+        let minting_guard = BusyDevice::new(self, device_id);
         let minted = match minter.mint(&id, purpose.as_deref(), expires_at).await {
             Ok(m) => m,
             Err(e) => {
@@ -212,13 +219,17 @@ impl Broker {
         );
         // Insert before arming the watcher so it always finds the lease.
         let mut leases = self.leases();
-        let watcher = tokio::spawn(self.clone().watch(id.clone(), ttl, watches)).abort_handle();
+        let (deadline, deadline_rx) =
+            tokio::sync::watch::channel(tokio::time::Instant::now() + ttl);
+        let watcher =
+            tokio::spawn(self.clone().watch(id.clone(), deadline_rx, watches)).abort_handle();
         leases.insert(
             id,
             LiveLease {
                 info: info.clone(),
                 token: minted.token.clone(),
                 watcher,
+                deadline,
             },
         );
         drop(leases);
@@ -275,7 +286,25 @@ impl Broker {
         Ok(watches)
     }
 
-    async fn watch(self, id: String, ttl: Duration, watches: Vec<ExitWatch>) {
+    async fn watch(
+        self,
+        id: String,
+        mut deadline: tokio::sync::watch::Receiver<tokio::time::Instant>,
+        watches: Vec<ExitWatch>,
+    ) {
+        let expiry = async {
+            loop {
+                let at = *deadline.borrow_and_update();
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => return,
+                    changed = deadline.changed() => {
+                        if changed.is_err() {
+                            return std::future::pending().await;
+                        }
+                    }
+                }
+            }
+        };
         let any_exit = async {
             match watches.as_slice() {
                 [] => std::future::pending().await,
@@ -290,7 +319,7 @@ impl Broker {
             }
         };
         let reason = tokio::select! {
-            () = tokio::time::sleep(ttl) => EndReason::Expired,
+            () = expiry => EndReason::Expired,
             pid = any_exit => EndReason::ProcessExited(pid),
         };
         self.end(&id, reason).await;
@@ -301,10 +330,7 @@ impl Broker {
         {
             let leases = self.leases();
             let Some(lease) = leases.get(id) else {
-                return Err(ApiError::new(
-                    ErrorCode::UnknownLease,
-                    format!("there is no live lease {id:?}; it may have ended already"),
-                ));
+                return Err(unknown_lease(id));
             };
             if lease.info.peer_uid != peer.uid {
                 return Err(ApiError::new(
@@ -336,6 +362,7 @@ impl Broker {
                     lease_id: id,
                     profile: &lease.info.profile,
                     overdue_after: minter.profile().max_ttl,
+                    ends_lease: true,
                 },
                 minter.homeserver(),
                 lease.token,
@@ -398,166 +425,6 @@ impl Broker {
         }
     }
 
-    /// Recovers the leases a previous run left unresolved (see
-    /// [`crate::recovery`]). Profiles the homeserver does not answer for keep
-    /// retrying in the background and grant no leases until done. Then runs
-    /// the start-up sweep where it costs no extra login.
-    pub async fn recover(&self, unresolved: impl IntoIterator<Item = LeaseRecord>) {
-        let mut by_profile: BTreeMap<String, Vec<LeaseRecord>> = BTreeMap::new();
-        for r in unresolved {
-            by_profile.entry(r.profile.clone()).or_default().push(r);
-        }
-        let mut set = tokio::task::JoinSet::new();
-        for (profile, records) in by_profile {
-            if !self.inner.minters.contains_key(&profile) {
-                tracing::error!(profile = %profile, leases = records.len(), "the journal has leases of a profile that is no longer configured; their tokens cannot be revoked until it is back");
-                self.note_recovery(&records, |_| RecoveryOutcome::Orphaned);
-                continue;
-            }
-            lock(&self.inner.recovering).insert(profile.clone());
-            let this = self.clone();
-            set.spawn(async move { this.recover_until_done(profile, records).await });
-        }
-        // Wait for the first attempt of each profile; failures go on retrying.
-        while set.join_next().await.is_some() {}
-        for m in self
-            .inner
-            .minters
-            .values()
-            .filter(|m| m.profile().mint == MintKind::AdminApi)
-        {
-            let (this, name) = (self.clone(), m.profile().name.clone());
-            tokio::spawn(async move { this.startup_sweep(&name).await });
-        }
-    }
-
-    async fn recover_until_done(&self, profile: String, records: Vec<LeaseRecord>) {
-        let Some(minter) = self.inner.minters.get(&profile) else {
-            return;
-        };
-        let mut delay = Duration::from_secs(1);
-        let mut first = true;
-        loop {
-            let now = Timestamp::from_system_time(SystemTime::now());
-            match crate::recovery::recover_profile(minter, &records, now).await {
-                Ok(outcomes) => {
-                    let outcomes: HashMap<String, RecoveryOutcome> = outcomes.into_iter().collect();
-                    for (id, outcome) in &outcomes {
-                        if *outcome != RecoveryOutcome::Orphaned {
-                            self.inner.journal.end(id);
-                        }
-                    }
-                    lock(&self.inner.recovering).remove(&profile);
-                    self.note_recovery(&records, |id| {
-                        outcomes
-                            .get(id)
-                            .copied()
-                            .unwrap_or(RecoveryOutcome::Pending)
-                    });
-                    tracing::info!(profile = %profile, leases = records.len(), "recovered leases left by the previous run");
-                    if minter.profile().mint == MintKind::Login {
-                        // Recovery needed a login anyway; the sweep reuses the budget well.
-                        self.startup_sweep(&profile).await;
-                    }
-                    return;
-                }
-                Err(e) => {
-                    if first {
-                        self.note_recovery(&records, |_| RecoveryOutcome::Pending);
-                        first = false;
-                    }
-                    tracing::warn!(profile = %profile, error = %e, "cannot recover leases left by the previous run yet; will retry");
-                    let wait = match &e {
-                        HsError::RateLimited {
-                            retry_after: Some(d),
-                            ..
-                        } => (*d).max(delay),
-                        _ => delay,
-                    };
-                    tokio::time::sleep(wait).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                }
-            }
-        }
-    }
-
-    fn note_recovery(&self, records: &[LeaseRecord], outcome: impl Fn(&str) -> RecoveryOutcome) {
-        let mut notes = lock(&self.inner.recovery);
-        for r in records {
-            let entry = Recovered {
-                lease_id: r.lease.clone(),
-                profile: r.profile.clone(),
-                mint: r.mint,
-                expires_at: r.expires_at,
-                outcome: outcome(&r.lease),
-            };
-            match notes.iter_mut().find(|n| n.lease_id == r.lease) {
-                Some(n) => *n = entry,
-                None => notes.push(entry),
-            }
-        }
-    }
-
-    async fn startup_sweep(&self, profile: &str) {
-        match self.sweep(Some(profile), false).await {
-            Ok(r) if !r.stale_devices.is_empty() => {
-                tracing::info!(
-                    profile,
-                    deleted = r.stale_devices.len(),
-                    "start-up sweep deleted leftover broker devices"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(profile, error = %e, "start-up sweep failed; run `mxtoken sweep` later")
-            }
-        }
-    }
-
-    /// Deletes the devices this broker created on the profile's account that
-    /// belong to no live lease, lease being minted, or session of ours.
-    pub async fn sweep(
-        &self,
-        profile: Option<&str>,
-        dry_run: bool,
-    ) -> Result<SweepReport, ApiError> {
-        let minter = self.minter(profile)?;
-        let p = minter.profile();
-        let hs_err = |e: HsError| mint_error(&e, minter);
-        let session = minter.admin_session().await.map_err(hs_err)?;
-        let result = async {
-            let all = minter
-                .homeserver()
-                .device_ids(&session.token, &p.user)
-                .await?;
-            let mut keep: HashSet<String> = self
-                .leases()
-                .values()
-                .filter_map(|l| l.info.device_id.clone())
-                .collect();
-            keep.extend(lock(&self.inner.minting).iter().cloned());
-            keep.insert(session.device_id.clone());
-            keep.extend(minter.root_device().await);
-            let stale: Vec<String> = all
-                .into_iter()
-                .filter(|d| d.starts_with(DEVICE_PREFIX) && !keep.contains(d))
-                .collect();
-            if !dry_run && !stale.is_empty() {
-                crate::recovery::delete_in_batches(minter, &session.token, &stale).await?;
-            }
-            Ok(stale)
-        }
-        .await;
-        minter.end_admin_session(session).await;
-        let stale_devices = result.map_err(hs_err)?;
-        Ok(SweepReport {
-            profile: p.name.clone(),
-            user_id: p.user.clone(),
-            stale_devices,
-            dry_run,
-        })
-    }
-
     /// Ends every lease (revoking its token) and closes root sessions.
     pub async fn shutdown(&self) {
         let ids: Vec<String> = {
@@ -588,25 +455,25 @@ impl Broker {
     }
 }
 
-/// Marks a lease's device as being minted until dropped.
-struct MintingGuard<'a> {
+/// Marks a device as in use (protected from sweeps) until dropped.
+pub(super) struct BusyDevice<'a> {
     broker: &'a Broker,
     device: Option<String>,
 }
 
-impl<'a> MintingGuard<'a> {
-    fn new(broker: &'a Broker, device: Option<String>) -> Self {
+impl<'a> BusyDevice<'a> {
+    pub(super) fn new(broker: &'a Broker, device: Option<String>) -> Self {
         if let Some(d) = &device {
-            lock(&broker.inner.minting).insert(d.clone());
+            lock(&broker.inner.busy_devices).insert(d.clone());
         }
         Self { broker, device }
     }
 }
 
-impl Drop for MintingGuard<'_> {
+impl Drop for BusyDevice<'_> {
     fn drop(&mut self) {
         if let Some(d) = &self.device {
-            lock(&self.broker.inner.minting).remove(d);
+            lock(&self.broker.inner.busy_devices).remove(d);
         }
     }
 }
@@ -666,6 +533,13 @@ fn check_purpose(purpose: Option<String>) -> Result<Option<String>, ApiError> {
 }
 
 /// Turns a homeserver failure during minting into what the client is told.
+fn unknown_lease(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::UnknownLease,
+        format!("there is no live lease {id:?}; it may have ended already"),
+    )
+}
+
 fn mint_error(e: &HsError, minter: &Minter) -> ApiError {
     let p = minter.profile();
     let (code, message) = match e {
