@@ -181,3 +181,33 @@ fn no_broker_is_an_error_that_says_where_it_looked() {
     assert_eq!(stderr(&out), expected);
     assert_eq!(stdout(&out), "");
 }
+
+#[test]
+fn a_login_lease_device_names_mxtoken_the_lease_and_the_purpose() {
+    let f = Fixture::login();
+    let out = f
+        .env
+        .run(&["get", "--json", "--purpose", "nightly room purge"]);
+    assert_success(&out);
+    let g: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let lease = g["lease_id"].as_str().expect("lease id");
+    let device = format!(
+        "MXTOKEN_{}",
+        lease.trim_start_matches("mxt-").to_ascii_uppercase()
+    );
+    let path = format!(
+        "/_synapse/admin/v2/users/{}/devices/{device}",
+        mxtoken_tests::matrix::encode(&f.user)
+    );
+    let d = f.hs.get(f.synapse.auditor_token(), &path);
+    assert_eq!(d.status, 200, "{}", d.body);
+    assert_eq!(
+        d.body["display_name"],
+        format!("mxtoken lease {lease}: nightly room purge").as_str()
+    );
+    let listed = stdout(&f.env.run(&["leases", "--json"]));
+    assert!(
+        listed.contains(&device),
+        "leases shows the device id: {listed}"
+    );
+}
