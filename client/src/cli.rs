@@ -68,6 +68,8 @@ pub enum Command {
         #[arg(long)]
         rotate: bool,
     },
+    /// Audit a user's devices through the Synapse admin API; --revoke deletes the matches.
+    Devices(crate::devices::DevicesArgs),
 }
 
 /// Options shared by every command that takes a lease.

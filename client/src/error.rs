@@ -12,6 +12,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The broker refused the request as invalid (TTL, profile, lease id, pid).
     pub const INVALID: u8 = 65;
+    /// `devices`: the homeserver has no such user (a filter matching nothing is 0).
+    pub const UNKNOWN_USER: u8 = 67;
     /// No broker answers on the socket.
     pub const NO_BROKER: u8 = 69;
     /// The broker hit an internal error.
@@ -53,9 +55,32 @@ pub enum ClientError {
     /// The broker answered with an error.
     #[error("{}", describe_api_error(.0))]
     Api(ApiError),
+    /// A call the client made itself with a leased token (`devices`) failed.
+    #[error("{message}")]
+    Homeserver {
+        /// Which kind of failure, for the exit code.
+        kind: HomeserverFailure,
+        /// The sentence for the user.
+        message: String,
+    },
     /// Anything else.
     #[error("{0}")]
     Other(String),
+}
+
+/// Kinds of failure of the client's own homeserver calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeserverFailure {
+    /// The user does not exist on the homeserver (404).
+    UnknownUser,
+    /// The homeserver refused the request as invalid (400), e.g. a remote user.
+    Invalid,
+    /// The token is not a server admin's, or no longer valid.
+    Refused,
+    /// 429.
+    RateLimited,
+    /// Unreachable, timed out, or an answer that is not Synapse's.
+    Broken,
 }
 
 impl ClientError {
@@ -71,6 +96,13 @@ impl ClientError {
             ClientError::SocketAccess { .. } => exit::NO_BROKER,
             ClientError::Protocol(_) => exit::PROTOCOL,
             ClientError::Other(_) => exit::FAILURE,
+            ClientError::Homeserver { kind, .. } => match kind {
+                HomeserverFailure::UnknownUser => exit::UNKNOWN_USER,
+                HomeserverFailure::Invalid => exit::INVALID,
+                HomeserverFailure::Refused => exit::REFUSED,
+                HomeserverFailure::RateLimited => exit::RATE_LIMITED,
+                HomeserverFailure::Broken => exit::HOMESERVER,
+            },
             ClientError::Api(e) => match e.code {
                 ErrorCode::BadRequest
                 | ErrorCode::TtlTooLong

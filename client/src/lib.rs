@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cli;
 pub mod commands;
+pub mod devices;
 pub mod error;
 pub mod exec;
 pub mod lease;
@@ -58,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Sweep { profile, dry_run } => {
             rt.block_on(commands::sweep(&client, profile, dry_run))
         }
+        Command::Devices(args) => rt.block_on(devices::run(&client, args)),
     };
     match printed {
         Ok(text) => {
