@@ -7,6 +7,7 @@
 
 pub mod bins;
 pub mod broker;
+pub mod devices;
 pub mod matrix;
 pub mod poll;
 pub mod proxy;

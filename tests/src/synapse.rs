@@ -218,6 +218,11 @@ impl Synapse {
         self.dir.join("synapse.log")
     }
 
+    /// The SQLite database (write to it only while [`Self::pause`]d).
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.join("homeserver.db")
+    }
+
     /// The homeserver.yaml.
     pub fn config_path(&self) -> &Path {
         &self.config
