@@ -3,6 +3,7 @@
 
 mod common;
 mod test_broker;
+mod test_devices;
 mod test_env_get;
 mod test_exec;
 mod test_faults;

@@ -281,3 +281,22 @@ pub fn device_audit_scale(hs: &Synapse, n: usize, creation: Creation) -> ScaleTi
         revoke,
     }
 }
+
+/// Waits until the admin API shows device `device_id` of `user` last seen
+/// with `user_agent` (Synapse records usage just after answering).
+pub fn wait_seen(hs: &Synapse, admin_token: &str, user: &str, device_id: &str, user_agent: &str) {
+    let matrix = crate::Matrix::new(&hs.url);
+    let path = format!("/_synapse/admin/v2/users/{}/devices", encode(user));
+    crate::poll::until(
+        &format!("{device_id} to show as last seen with {user_agent}"),
+        Duration::from_secs(30),
+        || {
+            let a = matrix.get(admin_token, &path);
+            a.body["devices"]
+                .as_array()?
+                .iter()
+                .find(|d| d["device_id"] == device_id && d["last_seen_user_agent"] == user_agent)?;
+            Some(())
+        },
+    );
+}
