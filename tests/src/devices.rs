@@ -239,7 +239,7 @@ pub fn device_audit_scale(hs: &Synapse, n: usize, creation: Creation) -> ScaleTi
 
     let mut env = BrokerEnv::new(&hs.url, &[ProfileSpec::login("admin", &admin, &admin_pw)]);
     env.start();
-    let run = |args: &[&str]| -> (Value, Duration) {
+    let run = |args: &[&str]| -> (Value, Duration, String) {
         let start = Instant::now();
         let out = env.run(args);
         let took = start.elapsed();
@@ -249,18 +249,20 @@ pub fn device_audit_scale(hs: &Synapse, n: usize, creation: Creation) -> ScaleTi
             out.status.code(),
             String::from_utf8_lossy(&out.stderr)
         );
+        let json = serde_json::from_slice(&out.stdout).expect("devices --json");
         (
-            serde_json::from_slice(&out.stdout).expect("devices --json"),
+            json,
             took,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
     let total = n + keep.len() + before.len();
-    let (all, list) = run(&["devices", "--user", &bot, "--json"]);
+    let (all, list, _) = run(&["devices", "--user", &bot, "--json"]);
     assert_eq!(all["total_devices"], total);
     assert_eq!(all["matched_count"], total);
-    let (unused, _) = run(&["devices", "--user", &bot, "--never-used", "--json"]);
+    let (unused, _, _) = run(&["devices", "--user", &bot, "--never-used", "--json"]);
     assert_eq!(unused["matched_count"], n + before.len());
-    let (gone, revoke) = run(&[
+    let (gone, revoke, progress) = run(&[
         "devices",
         "--user",
         &bot,
@@ -268,6 +270,14 @@ pub fn device_audit_scale(hs: &Synapse, n: usize, creation: Creation) -> ScaleTi
         "--revoke",
         "--json",
     ]);
+    // Not a terminal: one progress line per batch on stderr.
+    let m = n + before.len();
+    if m > 1000 {
+        assert!(
+            progress.contains(&format!("mxtoken: revoked {m} of {m} devices\n")),
+            "{progress}"
+        );
+    }
     assert_eq!(
         gone["revoked_devices"].as_array().map(Vec::len),
         Some(n + before.len())

@@ -106,7 +106,8 @@ impl AdminApi {
         let said = body
             .get("error")
             .and_then(Value::as_str)
-            .map(|s| format!(": {s}"))
+            // The homeserver's text goes to a terminal: no escape sequences.
+            .map(|s| format!(": {}", s.replace(char::is_control, "?")))
             .unwrap_or_default();
         Err(match (status.as_u16(), errcode) {
             (404, "M_NOT_FOUND") => fail(
