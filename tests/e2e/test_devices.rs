@@ -306,18 +306,36 @@ fn devices_errors_have_their_own_exit_codes() {
         assert_eq!(stdout(&out), "");
     }
 
-    // A profile whose account is not an admin.
-    let (user, pw) = f.synapse.new_user("plain", false);
-    let mut env = BrokerEnv::new(&f.synapse.url, &[ProfileSpec::login("plain", &user, &pw)]);
+    // A login profile whose account is not an admin: the broker refuses the lease.
+    let (plain, plain_pw) = f.synapse.new_user("plain", false);
+    let mut env = BrokerEnv::new(
+        &f.synapse.url,
+        &[
+            ProfileSpec::login("plain", &plain, &plain_pw),
+            // An admin minting for a non-admin: the lease is granted, its token
+            // is not an admin's, and the admin API call says so.
+            ProfileSpec::admin_api("minted", &f.user, &f.password, &plain),
+        ],
+    );
     env.start();
-    let out = env.run(&["devices", "--user", &user]);
-    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    for profile in ["plain", "minted"] {
+        let out = env.run(&["devices", "--profile", profile, "--user", &plain]);
+        assert_eq!(out.status.code(), Some(77), "{profile}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not a server admin"),
+            "{profile}: {}",
+            stderr(&out)
+        );
+        assert_eq!(stdout(&out), "");
+    }
+    let out = env.run(&["devices", "--profile", "minted", "--user", &plain]);
     assert!(
-        stderr(&out).contains("not a server admin"),
+        stderr(&out).starts_with(&format!(
+            "mxtoken: cannot list the devices of {plain}: the lease's account is not a server admin"
+        )),
         "{}",
         stderr(&out)
     );
-    assert_eq!(stdout(&out), "");
     assert_eq!(stdout(&env.run(&["leases"])), "no live leases\n");
 }
 
