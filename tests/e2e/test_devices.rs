@@ -216,7 +216,15 @@ fn devices_revoke_kills_exactly_the_matches_and_spares_live_leases() {
         "Ansible-HTTPGet/2",
     );
     let keep = seen(&f, &f.user, &f.password, "KEEP", "laptop", "Element");
-    create_devices(f.synapse, auditor, &f.user, &["MXTOKEN_LEFTOVER".into()], 1);
+    // A broker device of no lease, and one shaped like a broker session's
+    // (which only `mxtoken sweep` may judge).
+    create_devices(
+        f.synapse,
+        auditor,
+        &f.user,
+        &["MXTOKEN_LEFTOVER".into(), "MXTOKEN_MAINT_X1".into()],
+        1,
+    );
 
     let dry = devices_json(
         &f.env,
@@ -250,17 +258,20 @@ fn devices_revoke_kills_exactly_the_matches_and_spares_live_leases() {
         .env
         .run(&["devices", "--user", &f.user, "--only-broker", "--revoke"]);
     assert_success(&out);
-    // KEEP, the leftover, the live lease's device and the registration's.
+    // KEEP, the leftover, the session, the live lease's device and the registration's.
     assert!(
         stdout(&out).ends_with(&format!(
-            "revoked 1 of {} devices; 1 more in use by live leases of this broker, spared\n",
-            pre.len() + 3
+            "revoked 1 of {} devices; 2 more in use by this broker (live leases, its sessions), spared\n",
+            pre.len() + 4
         )),
         "{}",
         stdout(&out)
     );
     assert!(f.hs.alive(&live_token), "the live lease's token survives");
-    assert_eq!(f.devices(), with(&pre, &["KEEP", &live_device]));
+    assert_eq!(
+        f.devices(),
+        with(&pre, &["KEEP", "MXTOKEN_MAINT_X1", &live_device])
+    );
     let after: Value =
         serde_json::from_str(&stdout(&f.env.run(&["leases", "--json"]))).expect("json");
     assert_eq!(

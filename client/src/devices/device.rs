@@ -58,6 +58,16 @@ impl Device {
     pub fn is_broker_device(&self) -> bool {
         self.device_id.starts_with(mxtoken_proto::DEVICE_PREFIX)
     }
+
+    /// Whether the device is one of a broker's own sessions (root, maintenance,
+    /// recovery: `MXTOKEN_<KIND>_<suffix>`) rather than a lease's
+    /// (`MXTOKEN_<suffix>`, no second underscore). The broker does not list
+    /// its sessions; only `mxtoken sweep` knows which are in use.
+    pub fn is_broker_session(&self) -> bool {
+        self.device_id
+            .strip_prefix(mxtoken_proto::DEVICE_PREFIX)
+            .is_some_and(|rest| rest.contains('_'))
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +99,8 @@ mod tests {
         assert!(Device::from_json(json!({"device_id": "A", "display_name": 3})).is_err());
         let never = Device::from_json(json!({"device_id": "MXTOKEN_X"})).expect("minimal");
         assert_eq!(never.last_seen_ts, None);
-        assert!(never.is_broker_device());
+        assert!(never.is_broker_device() && !never.is_broker_session());
+        let root = Device::from_json(json!({"device_id": "MXTOKEN_BROKER_AB12"})).expect("root");
+        assert!(root.is_broker_device() && root.is_broker_session());
     }
 }

@@ -81,7 +81,8 @@ pub struct Selection {
     pub devices: Vec<Device>,
     /// Indices into `devices` of the matches that may be revoked.
     pub matched: Vec<usize>,
-    /// Indices into `devices` of matches spared because a live lease uses them.
+    /// Indices into `devices` of matches spared because the broker uses them:
+    /// a live lease's device, or a broker session's.
     pub spared: Vec<usize>,
 }
 
@@ -89,7 +90,8 @@ impl Selection {
     /// Applies `filter` at `now_ms`. `own_device` (this command's lease
     /// device) is dropped from the listing altogether: it exists only while
     /// the command runs. Devices in `live` belong to live leases of the
-    /// broker and are never matches.
+    /// broker and are never matches; nor are broker session devices, which
+    /// the broker may be using and which `mxtoken sweep` cleans safely.
     pub fn new(
         all: Vec<Device>,
         filter: &Filter,
@@ -104,7 +106,7 @@ impl Selection {
         let (mut matched, mut spared) = (Vec::new(), Vec::new());
         for (i, d) in devices.iter().enumerate() {
             if filter.matches(d, now_ms) {
-                if live.contains(&d.device_id) {
+                if live.contains(&d.device_id) || d.is_broker_session() {
                     spared.push(i);
                 } else {
                     matched.push(i);
@@ -167,6 +169,20 @@ mod tests {
             ),
             dev("MXTOKEN_NEVER", Some("mxtoken: get"), None, None),
         ]
+    }
+
+    #[test]
+    fn broker_sessions_are_spared_like_live_leases() {
+        let mut devices = fleet();
+        devices.push(dev(
+            "MXTOKEN_BROKER_X1",
+            None,
+            Some("mxtoken/0.1"),
+            Some(90),
+        ));
+        let s = Selection::new(devices, &Filter::default(), NOW, None, &HashSet::new());
+        assert_eq!(s.matched.len(), 5);
+        assert_eq!(s.devices[s.spared[0]].device_id, "MXTOKEN_BROKER_X1");
     }
 
     #[test]

@@ -109,7 +109,7 @@ fn summary(sel: &Selection, action: Action) -> String {
     };
     if !sel.spared.is_empty() {
         line.push_str(&format!(
-            "; {} more in use by live leases of this broker, spared",
+            "; {} more in use by this broker (live leases, its sessions), spared",
             sel.spared.len()
         ));
     }
@@ -237,7 +237,7 @@ mod tests {
         assert!(lines[3].ends_with('…'), "{t}");
         assert_eq!(
             lines[4],
-            "revoked 3 of 4 devices; 1 more in use by live leases of this broker, spared"
+            "revoked 3 of 4 devices; 1 more in use by this broker (live leases, its sessions), spared"
         );
     }
 
