@@ -21,12 +21,12 @@ pub enum ConfigError {
         path: PathBuf,
     },
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid TOML or does not fit the schema.
     #[error("config file {path} is invalid: {message}")]
@@ -184,10 +184,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
                 path: path.to_path_buf(),
             });
         }
-        Err(source) => {
+        Err(error) => {
             return Err(ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             });
         }
     };
@@ -283,6 +283,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             ));
         }
         let token_env = p.token_env.unwrap_or_else(|| "MATRIX_ADMIN_TOKEN".into());
+        if reserved_env_name(&token_env) {
+            return Err(invalid(
+                key("token_env"),
+                format!(
+                    "{token_env:?} is reserved (mxtoken sets it, or it would change what the command runs); pick another name such as MATRIX_ADMIN_TOKEN"
+                ),
+            ));
+        }
         if !valid_env_name(&token_env) {
             return Err(invalid(
                 key("token_env"),
@@ -304,6 +312,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             dedicated_minter: p.dedicated_minter,
         };
         profiles.insert(name, profile);
+    }
+    // Recovery may /logout/all a dedicated minter: no other profile may
+    // log in as that account, or it would lose its sessions too.
+    for p in profiles.values().filter(|p| p.dedicated_minter) {
+        if let Some(other) = profiles
+            .values()
+            .find(|o| o.name != p.name && o.user == p.user && o.homeserver == p.homeserver)
+        {
+            return Err(invalid(
+                format!("profiles.{}.dedicated_minter", p.name),
+                format!(
+                    "says {} is used by this profile alone, but profile {:?} logs in as it too; give the minter its own account or drop dedicated_minter",
+                    p.user, other.name
+                ),
+            ));
+        }
     }
     let default_profile = match raw.default_profile {
         Some(name) if profiles.contains_key(&name) => name,
@@ -346,6 +370,27 @@ pub fn valid_profile_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Variables `token_env` must not name: the others mxtoken sets, and ones
+/// whose hijacking would change what the command runs.
+const RESERVED_ENV: &[&str] = &[
+    "MATRIX_HOMESERVER_URL",
+    "MATRIX_ADMIN_USER",
+    "MXTOKEN_LEASE_ID",
+    "PATH",
+    "HOME",
+    "SHELL",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+];
+
+fn reserved_env_name(name: &str) -> bool {
+    RESERVED_ENV.contains(&name)
+        || name.starts_with("LD_")
+        || name.starts_with("DYLD_")
+        || name.starts_with("MXTOKEN_")
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -446,6 +491,18 @@ token_env = "MATRIX_ADMIN_TOKEN"
             e.contains("`default_profile` names \"nope\", which is not a profile; known: admin"),
             "{e}"
         );
+        let e = err(&GOOD.replace("\"MATRIX_ADMIN_TOKEN\"", "\"MATRIX_HOMESERVER_URL\""));
+        assert!(
+            e.contains("`profiles.admin.token_env` \"MATRIX_HOMESERVER_URL\" is reserved"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("\"MATRIX_ADMIN_TOKEN\"", "\"LD_PRELOAD\""));
+        assert!(e.contains("is reserved"), "{e}");
+        let shared = format!(
+            "{GOOD}\n[profiles.fast]\nhomeserver = \"https://matrix.example.com/prefix\"\nuser = \"@admin:example.com\"\nlease_user = \"@ops:example.com\"\nmint = \"admin-api\"\ndedicated_minter = true\npassword = {{ age_file = \"p.age\", identity = \"i.txt\" }}\n"
+        );
+        let e = err(&shared);
+        assert!(e.contains("`profiles.fast.dedicated_minter` says @admin:example.com is used by this profile alone, but profile \"admin\" logs in as it too"), "{e}");
         let e = err(&GOOD.replace("mint = \"login\"", "mint = \"admin-api\""));
         assert!(e.contains("`profiles.admin.lease_user` is required"), "{e}");
     }

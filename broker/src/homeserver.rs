@@ -160,7 +160,8 @@ impl Homeserver {
             "identifier": { "type": "m.id.user", "user": user },
             "password": password.expose_secret(),
             "device_id": device_id,
-            "initial_device_display_name": display_name,
+            // Tagged with the broker's id so its sweeps spare other brokers' devices.
+            "initial_device_display_name": format!("{display_name}{}", crate::ids::device_tag()),
         });
         let req = self
             .http
@@ -218,15 +219,17 @@ impl Homeserver {
         Ok(())
     }
 
-    /// `GET /_synapse/admin/v2/users/{user}/devices`: the device ids of `user`.
-    pub async fn device_ids(
+    /// `GET /_synapse/admin/v2/users/{user}/devices`: `(device_id, display_name)`
+    /// of each device of `user`.
+    pub async fn devices(
         &self,
         admin: &AccessToken,
         user: &str,
-    ) -> Result<Vec<String>, HsError> {
+    ) -> Result<Vec<(String, Option<String>)>, HsError> {
         #[derive(Deserialize)]
         struct Device {
             device_id: String,
+            display_name: Option<String>,
         }
         #[derive(Deserialize)]
         struct Devices {
@@ -239,7 +242,11 @@ impl Homeserver {
         let body: Devices = self
             .send(self.http.get(self.url(&path)).bearer_auth(admin.expose()))
             .await?;
-        Ok(body.devices.into_iter().map(|d| d.device_id).collect())
+        Ok(body
+            .devices
+            .into_iter()
+            .map(|d| (d.device_id, d.display_name))
+            .collect())
     }
 
     /// `POST /_synapse/admin/v2/users/{user}/delete_devices`: deletes devices

@@ -59,12 +59,12 @@ pub struct LeaseRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// An I/O failure on the journal file or its directory.
-    #[error("cannot use the lease journal {path}: {source}")]
+    #[error("cannot use the lease journal {path}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -95,10 +95,10 @@ impl Journal {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replay::default()),
-            Err(source) => {
+            Err(error) => {
                 return Err(JournalError::Io {
                     path: path.to_path_buf(),
-                    source,
+                    error,
                 });
             }
         };
@@ -129,9 +129,9 @@ impl Journal {
         path: &Path,
         begins: impl IntoIterator<Item = LeaseRecord>,
     ) -> Result<Self, JournalError> {
-        let io = |source| JournalError::Io {
+        let io = |error| JournalError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let tmp = path.with_extension("jsonl.tmp");
         {
@@ -180,9 +180,9 @@ impl Journal {
     }
 
     fn append(&self, rec: &Record, sync: bool) -> Result<(), JournalError> {
-        let io = |source| JournalError::Io {
+        let io = |error| JournalError::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         let bytes = line(rec);
         let file = self.file.lock().unwrap_or_else(|p| p.into_inner());

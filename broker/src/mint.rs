@@ -28,6 +28,9 @@ pub struct Minter {
     /// Checked once, at the first lease, so a non-admin account is reported
     /// as such instead of handing out useless tokens.
     admin_verified: std::sync::atomic::AtomicBool,
+    /// Set when the homeserver refuses the password: it is not sent again
+    /// (each failure feeds Synapse's failed-login limiter for the account).
+    password_refused: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +59,7 @@ impl Minter {
             password,
             root: Mutex::new(None),
             admin_verified: std::sync::atomic::AtomicBool::new(false),
+            password_refused: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -84,10 +88,7 @@ impl Minter {
                     Some(p) => format!("mxtoken lease {lease_id}: {p}"),
                     None => format!("mxtoken lease {lease_id}"),
                 };
-                let s = self
-                    .hs
-                    .password_login(&self.profile.user, &self.password, &device_id, &display)
-                    .await?;
+                let s = self.login(&device_id, &display).await?;
                 self.verify_admin_once(&s.token).await?;
                 Ok(Minted {
                     token: s.token,
@@ -102,6 +103,31 @@ impl Minter {
                 })
             }
         }
+    }
+
+    /// Every password login of this profile goes through here.
+    async fn login(
+        &self,
+        device_id: &str,
+        display: &str,
+    ) -> Result<crate::homeserver::LoginSession, HsError> {
+        use std::sync::atomic::Ordering;
+        if self.password_refused.load(Ordering::Relaxed) {
+            return Err(HsError::Matrix {
+                base: self.hs.base().to_string(),
+                status: 403,
+                errcode: "M_FORBIDDEN".into(),
+                error: PASSWORD_NOT_RESENT.into(),
+            });
+        }
+        let result = self
+            .hs
+            .password_login(&self.profile.user, &self.password, device_id, display)
+            .await;
+        if result.as_ref().err().and_then(HsError::errcode) == Some("M_FORBIDDEN") {
+            self.password_refused.store(true, Ordering::Relaxed);
+        }
+        result
     }
 
     async fn verify_admin_once(&self, token: &AccessToken) -> Result<(), HsError> {
@@ -166,9 +192,7 @@ impl Minter {
         let suffix = crate::ids::random_suffix().to_ascii_uppercase();
         let device_id = format!("{DEVICE_PREFIX}{kind}_{suffix}");
         let display = format!("mxtoken broker {what} ({})", self.profile.name);
-        self.hs
-            .password_login(&self.profile.user, &self.password, &device_id, &display)
-            .await
+        self.login(&device_id, &display).await
     }
 
     async fn forget_root(&self, dead: &AccessToken) {
@@ -242,6 +266,10 @@ impl Minter {
         }
     }
 }
+
+/// The error text of a login the broker did not attempt because the
+/// homeserver refused the same password before.
+pub const PASSWORD_NOT_RESENT: &str = "password refused earlier; not sent again";
 
 /// The device id of a lease: recognisable by [`DEVICE_PREFIX`].
 pub fn device_id_for(lease_id: &str) -> String {

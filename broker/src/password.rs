@@ -11,14 +11,14 @@ use zeroize::Zeroizing;
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     /// A file could not be read.
-    #[error("cannot read {what} {path}: {source}")]
+    #[error("cannot read {what} {path}: {error}")]
     Read {
         /// Which file this is ("age identity file", ...).
         what: &'static str,
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The identity file holds no usable identity.
     #[error("age identity file {path} is not usable: {message}")]
@@ -58,10 +58,10 @@ pub fn unseal(source: &PasswordConfig) -> Result<SecretString, PasswordError> {
 fn read_file(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, PasswordError> {
     std::fs::read(path)
         .map(Zeroizing::new)
-        .map_err(|source| PasswordError::Read {
+        .map_err(|error| PasswordError::Read {
             what,
             path: path.to_path_buf(),
-            source,
+            error,
         })
 }
 

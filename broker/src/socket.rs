@@ -13,30 +13,39 @@ pub enum BindError {
     )]
     AlreadyRunning(PathBuf),
     /// The directory is not safe to put a socket in.
-    #[error("socket {0}")]
+    #[error(transparent)]
     UnsafeDir(#[from] crate::dirs::DirError),
+    /// Something that is not a socket is at the path; never delete it.
+    #[error(
+        "{0} exists and is not a socket; refusing to replace it (check --socket / $MXTOKEN_SOCKET)"
+    )]
+    NotASocket(PathBuf),
     /// Some other I/O failure.
-    #[error("cannot create the socket {path}: {source}")]
+    #[error("cannot create the socket {path}: {error}")]
     Io {
         /// The socket path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 /// Binds a listening Unix socket at `path` (mode 0600, directory 0700).
 pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
-    let io_err = |source| BindError::Io {
+    let io_err = |error| BindError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     crate::dirs::ensure_private_dir(dir)?;
-    if std::fs::symlink_metadata(path).is_ok() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(BindError::NotASocket(path.to_path_buf()));
+        }
         match std::os::unix::net::UnixStream::connect(path) {
             Ok(_) => return Err(BindError::AlreadyRunning(path.to_path_buf())),
             Err(_) => {

@@ -61,7 +61,7 @@ pub enum Command {
         /// The lease id.
         lease_id: String,
         /// New lifetime from now [default: the profile's default_ttl]
-        #[arg(long, value_name = "DURATION")]
+        #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
         ttl: Option<String>,
         /// admin-api leases: get a replacement token (printed) that expires at
         /// the new end; the old token is revoked.
@@ -79,7 +79,7 @@ pub struct LeaseArgs {
     #[arg(long, short = 'p', value_name = "NAME")]
     pub profile: Option<String>,
     /// Lease lifetime, e.g. 90s, 5m, 1h [default: the profile's default_ttl]
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub ttl: Option<String>,
     /// Why you need the token; recorded with the lease and on its device.
     #[arg(long, value_name = "TEXT")]

@@ -147,28 +147,49 @@ pub async fn renew(
 }
 
 fn status_text(client: &BrokerClient, s: &mxtoken_proto::Status) -> String {
+    let secs = |n: u64| humantime::format_duration(std::time::Duration::from_secs(n)).to_string();
     let mut out = format!(
-        "mxtokend {} (protocol {}, pid {}) on {}\nlive leases: {}\npending revocations: {}\nprofiles:\n",
+        "mxtokend {} (protocol {}, pid {}) on {}\nprofiles:\n",
         s.broker_version,
         s.protocol_version,
         s.pid,
-        client.socket().display(),
-        s.live_leases,
-        s.pending_revocations
+        client.socket().display()
     );
-    for p in &s.pending {
+    for p in &s.profiles {
+        let default = if p.name == s.default_profile {
+            " (default)"
+        } else {
+            ""
+        };
+        let locked = if p.locked { ", LOCKED" } else { "" };
         out.push_str(&format!(
-            "  pending: lease {} ({}) since {}, {} attempts, last error: {}{}\n",
+            "  {}{default}: {} as {} via {} mint, ttl {} (max {}){locked}\n",
+            p.name,
+            p.homeserver,
+            p.lease_user,
+            p.mint,
+            secs(p.default_ttl_secs),
+            secs(p.max_ttl_secs),
+        ));
+    }
+    out.push_str(&format!(
+        "live leases: {}\npending revocations: {}\n",
+        s.live_leases, s.pending_revocations
+    ));
+    let now = Timestamp::from_system_time(SystemTime::now()).unix_ms();
+    for p in &s.pending {
+        let overdue = if p.overdue {
+            " [OVERDUE: failing for longer than max_ttl]"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  lease {} ({}): failing for {}, {} attempt(s), last error: {}{overdue}\n",
             p.lease_id,
             p.profile,
-            p.since,
+            secs(now.saturating_sub(p.since.unix_ms()) / 1000),
             p.attempts,
             p.last_error,
-            if p.overdue {
-                " [OVERDUE: failing for longer than max_ttl]"
-            } else {
-                ""
-            }
         ));
     }
     if !s.recovery.is_empty() {
@@ -190,23 +211,6 @@ fn status_text(client: &BrokerClient, s: &mxtoken_proto::Status) -> String {
                 r.lease_id, r.profile, r.expires_at
             ));
         }
-    }
-    for p in &s.profiles {
-        let default = if p.name == s.default_profile {
-            " (default)"
-        } else {
-            ""
-        };
-        out.push_str(&format!(
-            "  {}{default}: {} as {} via {} mint, ttl {}s (max {}s){}\n",
-            p.name,
-            p.homeserver,
-            p.lease_user,
-            p.mint,
-            p.default_ttl_secs,
-            p.max_ttl_secs,
-            if p.locked { ", LOCKED" } else { "" }
-        ));
     }
     out
 }

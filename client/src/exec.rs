@@ -25,11 +25,17 @@ pub fn run(
     args: ExecArgs,
 ) -> Result<u8, ClientError> {
     let program = args.command[0].clone();
+    // Find the command before taking a lease: a typo must not cost a login.
+    let resolved = match resolve(&program, std::env::var_os("PATH")) {
+        Ok(p) => p,
+        Err(e) => return Ok(cannot_run(&program, &e)),
+    };
     let purpose = format!("exec {}", program.to_string_lossy());
     let granted = rt.block_on(crate::lease::take(client, &args.lease, true, None, purpose))?;
     let lease_id = granted.lease.id.clone();
 
-    let mut cmd = Command::new(&program);
+    let mut cmd = Command::new(&resolved);
+    std::os::unix::process::CommandExt::arg0(&mut cmd, &program);
     cmd.args(&args.command[1..]);
     set_env(&mut cmd, &granted);
     drop(granted);
@@ -37,26 +43,61 @@ pub fn run(
     let outcome = spawn_and_wait(&mut cmd);
     drop(cmd); // the environment copy holding the token
 
-    if let Err(e) = rt.block_on(client.release(&lease_id)) {
-        eprintln!("mxtoken: warning: could not release lease {lease_id}: {e}");
+    match rt.block_on(client.release(&lease_id)) {
+        Ok(_) => {}
+        Err(ClientError::Api(e)) if e.code == mxtoken_proto::ErrorCode::UnknownLease => eprintln!(
+            "mxtoken: warning: lease {lease_id} ended before the command did (its TTL ran out, so the token stopped working mid-run); pass a longer --ttl"
+        ),
+        Err(e) => eprintln!("mxtoken: warning: could not release lease {lease_id}: {e}"),
     }
     match outcome {
         Ok(status) => Ok(status_code(status)),
-        Err(e) => {
-            let name = program.to_string_lossy();
-            let code = match e.kind() {
-                std::io::ErrorKind::NotFound => exit::NOT_FOUND,
-                _ => exit::CANNOT_EXECUTE,
-            };
-            let what = if code == exit::NOT_FOUND {
-                "command not found".to_owned()
-            } else {
-                format!("cannot execute: {e}")
-            };
-            eprintln!("mxtoken: {name}: {what}");
-            Ok(code)
+        Err(e) => Ok(cannot_run(&program, &e)),
+    }
+}
+
+/// Reports why a command cannot run; returns the shell's exit code for it.
+fn cannot_run(program: &std::ffi::OsStr, e: &std::io::Error) -> u8 {
+    let name = program.to_string_lossy();
+    if e.kind() == std::io::ErrorKind::NotFound {
+        eprintln!("mxtoken: {name}: command not found");
+        exit::NOT_FOUND
+    } else {
+        eprintln!("mxtoken: {name}: cannot execute: {e}");
+        exit::CANNOT_EXECUTE
+    }
+}
+
+/// Finds `program` the way `execvp` would: a name with a `/` as given, else
+/// the first executable file of that name on `path`.
+fn resolve(
+    program: &std::ffi::OsStr,
+    path: Option<std::ffi::OsString>,
+) -> std::io::Result<std::path::PathBuf> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| -> std::io::Result<()> {
+        let meta = std::fs::metadata(p)?;
+        if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(Error::new(ErrorKind::PermissionDenied, "Permission denied"));
+        }
+        Ok(())
+    };
+    let candidate = std::path::Path::new(program);
+    if program.as_encoded_bytes().contains(&b'/') {
+        executable(candidate)?;
+        return Ok(candidate.to_path_buf());
+    }
+    let mut denied = None;
+    for dir in std::env::split_paths(&path.unwrap_or_default()) {
+        let full = dir.join(candidate);
+        match executable(&full) {
+            Ok(()) => return Ok(full),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => denied = Some(e),
+            Err(_) => {}
         }
     }
+    Err(denied.unwrap_or_else(|| Error::new(ErrorKind::NotFound, "command not found")))
 }
 
 fn set_env(cmd: &mut Command, g: &LeaseGranted) {

@@ -138,3 +138,30 @@ fn an_undecryptable_password_file_is_a_config_error() {
     );
     assert!(!err.contains(&pw));
 }
+
+#[test]
+fn a_socket_path_that_is_not_a_socket_is_never_replaced() {
+    let synapse = Synapse::shared();
+    let (user, pw) = synapse.new_user("admin", true);
+    let env = BrokerEnv::new(&synapse.url, &[ProfileSpec::login("admin", &user, &pw)]);
+    let sealed = env.config_dir().join("admin.age");
+    let before = std::fs::read(&sealed).expect("sealed password");
+    std::fs::set_permissions(
+        env.config_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let out = poll::output_within(
+        env.mxtokend().arg("--socket").arg(&sealed),
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "mxtokend: {} exists and is not a socket; refusing to replace it (check --socket / $MXTOKEN_SOCKET)\n",
+            sealed.display()
+        )
+    );
+    assert_eq!(std::fs::read(&sealed).expect("still there"), before);
+}

@@ -166,6 +166,24 @@ fn a_wrong_stored_password_is_named_not_retried() {
         "{err}"
     );
     assert!(!f.env.log().contains("not-the-password"));
+    // Asked again, the broker does not send the refused password again:
+    // each failure would feed the homeserver's failed-login limiter.
+    let again = f.env.run(&["get"]);
+    assert_eq!(again.status.code(), Some(77));
+    assert!(
+        stderr(&again).contains("earlier, so the broker does not send it again"),
+        "{}",
+        stderr(&again)
+    );
+    let log = std::fs::read_to_string(f.synapse.log_path()).expect("synapse log");
+    let failures = log
+        .lines()
+        .filter(|l| l.contains("Failed password login") && l.ends_with(f.user.as_str()))
+        .count();
+    assert_eq!(
+        failures, 1,
+        "the homeserver saw the wrong password {failures} times"
+    );
 }
 
 #[test]

@@ -54,6 +54,10 @@ fn exec_exit_codes_follow_the_shell() {
     );
     let missing = f.env.run(&["exec", "--", "no-such-command-mxtoken"]);
     assert_eq!(missing.status.code(), Some(127));
+    assert!(
+        !f.env.log().contains("exec no-such-command-mxtoken"),
+        "a missing command must not cost a lease"
+    );
     assert_eq!(
         stderr(&missing),
         "mxtoken: no-such-command-mxtoken: command not found\n"

@@ -252,6 +252,13 @@ fn renewal_extends_login_leases_and_rotates_admin_api_tokens() {
         "{}",
         stderr(&too_far)
     );
+    let shorter = env.run(&["renew", &id, "--ttl", "10s"]);
+    assert_eq!(shorter.status.code(), Some(65));
+    assert!(
+        stderr(&shorter).contains("renewal only extends"),
+        "{}",
+        stderr(&shorter)
+    );
     let rotate_login = env.run(&["renew", &id, "--rotate"]);
     assert_eq!(rotate_login.status.code(), Some(65));
     assert!(hs.alive(&s(&g, "token")));

@@ -273,3 +273,26 @@ fn sweep_deletes_stale_broker_devices_and_spares_live_leases() {
         "devices the broker did not make must be spared"
     );
 }
+
+#[test]
+fn sweeps_spare_the_devices_of_another_broker_on_the_same_account() {
+    let synapse = Synapse::shared();
+    let (user, pw) = synapse.new_user("admin", true);
+    let (ops, _) = synapse.new_user("ops", true);
+    let hs = Matrix::new(&synapse.url);
+    let mut a = BrokerEnv::new(&synapse.url, &[ProfileSpec::login("admin", &user, &pw)]);
+    a.start();
+    let token = stdout(&a.run(&["get", "--ttl", "10m"])).trim().to_owned();
+    // A second broker (another host, a test instance) whose minter is the
+    // same account: its start-up sweep and an explicit sweep see A's device.
+    let mut b = BrokerEnv::new(
+        &synapse.url,
+        &[ProfileSpec::admin_api("fast", &user, &pw, &ops)],
+    );
+    b.start();
+    let swept = b.run(&["sweep"]);
+    assert_success(&swept);
+    assert_eq!(stdout(&swept), "", "B must not claim A's devices");
+    assert!(hs.alive(&token), "B's sweeps killed a live lease of A");
+    assert!(hs.alive(stdout(&b.run(&["get"])).trim()));
+}

@@ -15,7 +15,9 @@ mod exit {
     pub const FAILURE: u8 = 1;
     /// Another broker already listens on the socket.
     pub const ALREADY_RUNNING: u8 = 10;
-    /// The config or a sealed password is unusable.
+    /// Stopped, but some revocations were not confirmed by the homeserver.
+    pub const UNCONFIRMED: u8 = 11;
+    /// The config, a sealed password, or a directory or socket path is unusable.
     pub const CONFIG: u8 = 78;
 }
 
@@ -60,8 +62,14 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = if e.downcast_ref::<config::ConfigError>().is_some()
                 || e.downcast_ref::<password::PasswordError>().is_some()
-            {
+                || e.downcast_ref::<dirs::DirError>().is_some()
+                || matches!(
+                    e.downcast_ref::<socket::BindError>(),
+                    Some(socket::BindError::UnsafeDir(_) | socket::BindError::NotASocket(_))
+                ) {
                 exit::CONFIG
+            } else if e.downcast_ref::<StopError>().is_some() {
+                exit::UNCONFIRMED
             } else if e.downcast_ref::<StartError>().is_some() {
                 exit::ALREADY_RUNNING
             } else {
@@ -71,6 +79,24 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Removes the socket file when dropped.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A stop that left work for the next start.
+#[derive(Debug, thiserror::Error)]
+enum StopError {
+    #[error(
+        "stopped with {0} revocation(s) the homeserver has not confirmed; the next start of mxtokend finishes them from its journal"
+    )]
+    Unconfirmed(usize),
 }
 
 /// Start-up failures that get their own exit code.
@@ -109,10 +135,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             Err(e @ socket::BindError::AlreadyRunning(_)) => return Err(StartError::AlreadyRunning(e.to_string()).into()),
             other => other?,
         };
+        // Whatever happens from here, the socket file goes with us.
+        let _socket_file = SocketFile(socket_path.clone());
         let state_dir = dirs::state_dir(args.state_dir.as_deref());
         dirs::ensure_private_dir(&state_dir).context("state directory")?;
         let _state_lock =
             dirs::lock_state_dir(&state_dir).map_err(|e| StartError::AlreadyRunning(e.to_string()))?;
+        mxtoken_broker::ids::load_broker_id(&state_dir).context("cannot keep the broker id in the state directory")?;
         let journal_path = Journal::path_in(&state_dir);
         let replay = Journal::replay(&journal_path)?;
         if replay.damaged_lines > 0 {
@@ -128,9 +157,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         broker.recover(replay.unresolved.into_values()).await;
         tracing::info!(socket = %socket_path.display(), config = %config_path.display(), state = %state_dir.display(), "mxtokend ready");
         server::run(listener, broker.clone(), server::ServerLimits::default(), shutdown_signal()).await;
-        broker.shutdown().await;
-        let _ = std::fs::remove_file(&socket_path);
+        let unconfirmed = broker.shutdown().await;
         tracing::info!("mxtokend stopped");
+        if unconfirmed > 0 {
+            return Err(StopError::Unconfirmed(unconfirmed).into());
+        }
         Ok(())
     })
 }

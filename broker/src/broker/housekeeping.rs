@@ -30,9 +30,13 @@ impl Broker {
             }
             lock(&self.inner.recovering).insert(profile.clone());
             let this = self.clone();
-            set.spawn(async move { this.recover_until_done(profile, records).await });
+            let (tried, first_attempt) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move { this.recover_until_done(profile, records, tried).await });
+            set.spawn(first_attempt);
         }
-        // Wait for the first attempt of each profile; failures go on retrying.
+        // Wait for the first attempt of each profile only; failures go on
+        // retrying in the background while the broker serves (the profile
+        // refuses leases until done, with a message saying why).
         while set.join_next().await.is_some() {}
         for m in self
             .inner
@@ -45,12 +49,17 @@ impl Broker {
         }
     }
 
-    async fn recover_until_done(&self, profile: String, records: Vec<LeaseRecord>) {
+    async fn recover_until_done(
+        &self,
+        profile: String,
+        records: Vec<LeaseRecord>,
+        tried: tokio::sync::oneshot::Sender<()>,
+    ) {
+        let mut tried = Some(tried);
         let Some(minter) = self.inner.minters.get(&profile) else {
             return;
         };
         let mut delay = Duration::from_secs(1);
-        let mut first = true;
         loop {
             let now = Timestamp::from_system_time(SystemTime::now());
             match crate::recovery::recover_profile(minter, &records, now).await {
@@ -69,6 +78,9 @@ impl Broker {
                             .unwrap_or(RecoveryOutcome::Pending)
                     });
                     tracing::info!(profile = %profile, leases = records.len(), "recovered leases left by the previous run");
+                    if let Some(t) = tried.take() {
+                        let _ = t.send(());
+                    }
                     if minter.profile().mint == MintKind::Login {
                         // Recovery needed a login anyway; the sweep reuses the budget well.
                         self.startup_sweep(&profile).await;
@@ -76,9 +88,9 @@ impl Broker {
                     return;
                 }
                 Err(e) => {
-                    if first {
+                    if let Some(t) = tried.take() {
                         self.note_recovery(&records, |_| RecoveryOutcome::Pending);
-                        first = false;
+                        let _ = t.send(());
                     }
                     tracing::warn!(profile = %profile, error = %e, "cannot recover leases left by the previous run yet; will retry");
                     let wait = match &e {
@@ -141,10 +153,7 @@ impl Broker {
         let session = minter.admin_session().await.map_err(hs_err)?;
         let busy = super::BusyDevice::new(self, Some(session.device_id.clone()));
         let result = async {
-            let all = minter
-                .homeserver()
-                .device_ids(&session.token, &p.user)
-                .await?;
+            let all = minter.homeserver().devices(&session.token, &p.user).await?;
             let mut keep: HashSet<String> = self
                 .leases()
                 .values()
@@ -155,9 +164,19 @@ impl Broker {
             for m in self.inner.minters.values() {
                 keep.extend(m.root_device().await);
             }
+            // Only this broker's own devices: another broker may use the same
+            // account, and its devices carry its own tag.
+            let tag = crate::ids::device_tag();
             let stale: Vec<String> = all
                 .into_iter()
-                .filter(|d| d.starts_with(DEVICE_PREFIX) && !keep.contains(d))
+                .filter(|(id, name)| {
+                    id.starts_with(DEVICE_PREFIX)
+                        && !keep.contains(id)
+                        && name
+                            .as_deref()
+                            .is_some_and(|n| !tag.is_empty() && n.ends_with(&tag))
+                })
+                .map(|(id, _)| id)
                 .collect();
             if !dry_run && !stale.is_empty() {
                 crate::recovery::delete_in_batches(minter, &session.token, &stale).await?;

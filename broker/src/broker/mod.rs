@@ -426,7 +426,8 @@ impl Broker {
     }
 
     /// Ends every lease (revoking its token) and closes root sessions.
-    pub async fn shutdown(&self) {
+    /// Returns how many revocations the homeserver has not confirmed.
+    pub async fn shutdown(&self) -> usize {
         let ids: Vec<String> = {
             let leases = self.leases();
             leases.values().for_each(|l| l.watcher.abort());
@@ -452,6 +453,7 @@ impl Broker {
                 "exiting with revocations the homeserver has not confirmed"
             );
         }
+        pending.len()
     }
 }
 
@@ -573,8 +575,15 @@ fn mint_error(e: &HsError, minter: &Minter) -> ApiError {
             ("M_FORBIDDEN", _) => (
                 ErrorCode::WrongPassword,
                 format!(
-                    "the homeserver at {} refused the password of {} (profile {:?}); store the right one with `mxtoken init`",
-                    p.homeserver, p.user, p.name
+                    "the homeserver at {} refused the password of {} (profile {:?}){}; store the right one and restart mxtokend",
+                    p.homeserver,
+                    p.user,
+                    p.name,
+                    if error == crate::mint::PASSWORD_NOT_RESENT {
+                        " earlier, so the broker does not send it again"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             ("M_NOT_FOUND", _) if *status == 404 => (

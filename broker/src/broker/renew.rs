@@ -48,6 +48,16 @@ impl Broker {
                 ),
             ));
         }
+        if expires_at < info.expires_at {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "ttl: renewing lease {id} by {} would end it at {expires_at}, earlier than it ends now ({}); renewal only extends (release the lease when you are done)",
+                    humantime::format_duration(ttl),
+                    info.expires_at
+                ),
+            ));
+        }
         match (info.mint, req.rotate) {
             (MintKind::AdminApi, false) => {
                 return Err(ApiError::new(
