@@ -1,0 +1,140 @@
+//! The OS keyring, through the `keyring` crate.
+//!
+//! Backends and their order:
+//! - macOS: the login Keychain.
+//! - Linux: the Secret Service (GNOME Keyring, KWallet, KeePassXC) when the
+//!   D-Bus session bus answers for it, else the kernel's keyutils keyring
+//!   (the user's persistent keyring: no D-Bus needed, fine on headless servers,
+//!   but cleared at reboot and after a few idle days).
+//!
+//! Reading tries the backends in that order and takes the first entry found,
+//! so a password `init` put in keyutils on a server is found there even when
+//! a session bus exists. The entry is (service = the configured `keyring`
+//! name, account = the profile's `user`).
+
+use crate::StoreError;
+use secrecy::{ExposeSecret, SecretString};
+
+/// A keyring backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The freedesktop Secret Service over D-Bus.
+    SecretService,
+    /// The Linux kernel's keyutils (persistent keyring).
+    Keyutils,
+    /// The macOS Keychain.
+    Keychain,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::SecretService => "the Secret Service",
+            Backend::Keyutils => "the kernel keyutils keyring",
+            Backend::Keychain => "the macOS Keychain",
+        })
+    }
+}
+
+/// The backends of this platform, in lookup order.
+pub fn backends() -> Vec<Backend> {
+    let mut v = Vec::new();
+    #[cfg(target_os = "macos")]
+    v.push(Backend::Keychain);
+    #[cfg(target_os = "linux")]
+    {
+        // Without a session bus address, connecting would only fail slower.
+        if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty()) {
+            v.push(Backend::SecretService);
+        }
+        v.push(Backend::Keyutils);
+    }
+    v
+}
+
+const ALTERNATIVES: &str = "use password = { age_file = ..., identity = ... } or an age passphrase file instead (`mxtoken init --store age-identity`)";
+
+fn entry(backend: Backend, service: &str, user: &str) -> keyring::Result<keyring::Entry> {
+    let cred: Box<keyring::Credential> = match backend {
+        #[cfg(target_os = "linux")]
+        Backend::SecretService => Box::new(keyring::secret_service::SsCredential::new_with_target(
+            None, service, user,
+        )?),
+        #[cfg(target_os = "linux")]
+        Backend::Keyutils => Box::new(keyring::keyutils::KeyutilsCredential::new_with_target(
+            None, service, user,
+        )?),
+        #[cfg(target_os = "macos")]
+        Backend::Keychain => Box::new(keyring::macos::MacCredential::new_with_target(
+            None, service, user,
+        )?),
+        #[allow(unreachable_patterns)]
+        _ => return Err(keyring::Error::NoEntry),
+    };
+    Ok(keyring::Entry::new_with_credential(cred))
+}
+
+/// What a keyring error says, without anything it might carry of the secret
+/// (`BadEncoding` holds the stored bytes).
+fn describe(e: &keyring::Error) -> String {
+    match e {
+        keyring::Error::PlatformFailure(inner) | keyring::Error::NoStorageAccess(inner) => {
+            let text = inner.to_string();
+            // D-Bus errors can run to several lines; the first says enough.
+            text.lines().next().unwrap_or("").to_owned()
+        }
+        keyring::Error::NoEntry => "no such entry".into(),
+        keyring::Error::BadEncoding(_) => "the stored password is not UTF-8".into(),
+        keyring::Error::TooLong(what, max) => format!("{what} is longer than {max}"),
+        keyring::Error::Invalid(what, why) => format!("{what} is invalid: {why}"),
+        keyring::Error::Ambiguous(_) => "more than one entry matches".into(),
+        _ => "unexpected keyring failure".into(),
+    }
+}
+
+/// Reads the password stored for (`service`, `user`). Blocking: call it off
+/// the async runtime.
+pub fn get(service: &str, user: &str) -> Result<(SecretString, Backend), StoreError> {
+    let mut tried = Vec::new();
+    for b in backends() {
+        match entry(b, service, user).and_then(|e| e.get_password()) {
+            Ok(pw) if pw.is_empty() => {
+                return Err(StoreError::Keyring(format!(
+                    "the keyring entry {service:?} for {user} in {b} is empty; store the password again with `mxtoken init --store keyring`"
+                )));
+            }
+            Ok(pw) => return Ok((SecretString::from(pw), b)),
+            Err(keyring::Error::NoEntry) => tried.push(format!("{b}: no entry")),
+            Err(e) => tried.push(format!("{b}: {}", describe(&e))),
+        }
+    }
+    if tried.is_empty() {
+        return Err(StoreError::Keyring(format!(
+            "no OS keyring is available on this system; {ALTERNATIVES}"
+        )));
+    }
+    Err(StoreError::Keyring(format!(
+        "no password for {user} under keyring service {service:?} ({}); store it with `mxtoken init --store keyring`, or {ALTERNATIVES}",
+        tried.join("; ")
+    )))
+}
+
+/// Stores `password` for (`service`, `user`) in the first backend that takes
+/// it; returns which. Blocking.
+pub fn set(service: &str, user: &str, password: &SecretString) -> Result<Backend, StoreError> {
+    let mut tried = Vec::new();
+    for b in backends() {
+        match entry(b, service, user).and_then(|e| e.set_password(password.expose_secret())) {
+            Ok(()) => return Ok(b),
+            Err(e) => tried.push(format!("{b}: {}", describe(&e))),
+        }
+    }
+    Err(StoreError::Keyring(format!(
+        "no OS keyring could store the password ({}); {ALTERNATIVES}",
+        if tried.is_empty() {
+            "none is available on this system".to_owned()
+        } else {
+            tried.join("; ")
+        }
+    )))
+}
