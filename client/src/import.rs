@@ -69,7 +69,7 @@ impl EnvFile {
             {
                 return Err(bad("the name before `=` is not a variable name"));
             }
-            let text = parse_value(rest).map_err(|why| bad(why))?;
+            let text = parse_value(rest).map_err(bad)?;
             vars.insert(key.to_owned(), Value { text, line: n });
         }
         Ok(Self { vars })
