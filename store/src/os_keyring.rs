@@ -88,26 +88,48 @@ fn describe(e: &keyring::Error) -> String {
     }
 }
 
-/// keyutils, done here rather than through `keyring`'s credential: that one
-/// fails outright when the persistent keyring cannot be linked (containers,
-/// some hardened kernels), where the session keyring still works.
+/// keyutils, done here rather than through `keyring`'s credential, which
+/// keeps the key in the session keyring: a broker started by a service manager
+/// has another session than the shell that ran `init`, and in containers
+/// linking to the persistent keyring fails outright.
+///
+/// The key goes into the user keyring (shared by every process of the uid)
+/// and, where the kernel allows, the persistent keyring (which outlives the
+/// last login for a few days). Its permissions give the uid, not only the
+/// possessor, read and search, so any process of the uid finds it.
 #[cfg(target_os = "linux")]
 mod keyutils {
-    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    use linux_keyutils::{KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
 
     /// The same description `keyring` uses, so entries are shared with it.
     fn description(service: &str, user: &str) -> String {
         format!("keyring-rs:{user}@{service}")
     }
 
+    fn rings() -> Vec<KeyRing> {
+        let mut v = Vec::new();
+        if let Ok(r) = KeyRing::from_special_id(KeyRingIdentifier::User, true) {
+            v.push(r);
+        }
+        if let Ok(r) = KeyRing::get_persistent(KeyRingIdentifier::User) {
+            v.push(r);
+        }
+        v
+    }
+
     pub fn set(service: &str, user: &str, secret: &[u8]) -> keyring::Result<()> {
         let err = |e: linux_keyutils::KeyError| keyring::Error::PlatformFailure(Box::new(e));
-        let session = KeyRing::from_special_id(KeyRingIdentifier::Session, false).map_err(err)?;
-        let key = session
+        let ring = KeyRing::from_special_id(KeyRingIdentifier::User, true).map_err(err)?;
+        let key = ring
             .add_key(&description(service, user), secret)
             .map_err(err)?;
-        // Best effort: the persistent keyring outlives the login session.
-        if let Ok(persistent) = KeyRing::get_persistent(KeyRingIdentifier::Session) {
+        let perms = KeyPermissionsBuilder::builder()
+            .posessor(Permission::ALL)
+            .user(Permission::VIEW | Permission::READ | Permission::SEARCH | Permission::WRITE)
+            .build();
+        key.set_perms(perms).map_err(err)?;
+        // Best effort: the persistent keyring outlives the last login.
+        if let Ok(persistent) = KeyRing::get_persistent(KeyRingIdentifier::User) {
             let _ = persistent.link_key(key);
         }
         Ok(())
@@ -115,14 +137,7 @@ mod keyutils {
 
     pub fn get(service: &str, user: &str) -> keyring::Result<String> {
         let desc = description(service, user);
-        let mut rings = Vec::new();
-        if let Ok(r) = KeyRing::from_special_id(KeyRingIdentifier::Session, false) {
-            rings.push(r);
-        }
-        if let Ok(r) = KeyRing::get_persistent(KeyRingIdentifier::Session) {
-            rings.push(r);
-        }
-        for ring in rings {
+        for ring in rings() {
             if let Ok(key) = ring.search(&desc) {
                 let bytes = zeroize::Zeroizing::new(
                     key.read_to_vec()
@@ -201,10 +216,7 @@ pub fn set(service: &str, user: &str, password: &SecretString) -> Result<Backend
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    // Storing works here, but the search does not find the key again in this
-    // container's keyrings; see the issue-3 report. Run by hand on a real host.
     #[test]
-    #[ignore = "keyutils search fails in the CI container; unresolved"]
     fn keyutils_round_trip() {
         let user = format!("@unit{}:test.local", std::process::id());
         super::keyutils::set("mxtoken-unit", &user, b"pw").expect("set");

@@ -327,10 +327,7 @@ fn an_identity_readable_by_others_is_refused_with_the_fix() {
     );
 }
 
-// The key is stored but not found again in this container's keyrings; see
-// the issue-3 report.
 #[test]
-#[ignore = "keyutils lookup fails in the CI container; unresolved"]
 fn keyring_on_headless_linux_uses_keyutils() {
     let mut b = blank();
     let out = b.init("keyring", &[]);
