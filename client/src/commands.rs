@@ -205,7 +205,15 @@ fn status_text(client: &BrokerClient, s: &mxtoken_proto::Status) -> String {
             p.mint,
             p.default_ttl_secs,
             p.max_ttl_secs,
-            if p.locked { ", LOCKED" } else { "" }
+            if p.locked {
+                if p.needs_passphrase {
+                    ", locked (mxtoken unlock asks for its passphrase)"
+                } else {
+                    ", locked (mxtoken unlock)"
+                }
+            } else {
+                ", unlocked"
+            }
         ));
     }
     out

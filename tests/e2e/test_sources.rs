@@ -438,4 +438,28 @@ fn the_broker_is_not_dumpable() {
         .expect("core line");
     assert!(core.split_whitespace().nth(4) == Some("0"), "{core}");
     assert!(status.contains("Name:"));
+    assert!(!b.env.log().contains("cannot harden"), "{}", b.env.log());
+    let text = stdout(&b.env.run(&["status"]));
+    assert!(
+        text.contains("admin (default):") && text.contains(", unlocked"),
+        "{text}"
+    );
+}
+
+#[test]
+fn locking_an_admin_api_profile_logs_out_its_root_session() {
+    let synapse = Synapse::shared();
+    let (lease_user, _) = synapse.new_user("ops", true);
+    let f = Fixture::with(|user, pw| vec![ProfileSpec::admin_api("admin", user, pw, &lease_user)]);
+    let before = f.devices();
+    let token = f.get(&["--ttl", "1m"]);
+    let with_root = f.devices();
+    assert_eq!(with_root.len(), before.len() + 1, "root session device");
+    assert_success(&f.env.run(&["lock", "--profile", "admin"]));
+    assert_eq!(f.devices(), before);
+    assert_eq!(f.env.run(&["get"]).status.code(), Some(80));
+    assert!(f.hs.alive(&token), "a live lease survives the lock");
+    assert_success(&f.env.run(&["unlock"]));
+    f.get(&[]);
+    f.assert_log_clean(&[&token]);
 }
