@@ -354,6 +354,11 @@ fn keyring_on_a_desktop_uses_the_secret_service() {
     b.env.start();
     let token = b.lease_works();
     assert!(b.env.log().contains("Secret Service"), "{}", b.env.log());
+    // Unlocking reads the keyring again, from inside the broker's runtime.
+    assert_success(&b.env.run(&["lock"]));
+    assert_eq!(b.env.run(&["get"]).status.code(), Some(80));
+    assert_success(&b.env.run(&["unlock"]));
+    b.lease_works();
     b.assert_files_and_log_clean(&[&token]);
     let _ = b.env.signal_and_wait(rustix::process::Signal::TERM);
     drop(svc);
@@ -462,4 +467,74 @@ fn locking_an_admin_api_profile_logs_out_its_root_session() {
     assert_success(&f.env.run(&["unlock"]));
     f.get(&[]);
     f.assert_log_clean(&[&token]);
+}
+
+fn say<'a>(prompt: &'a str, text: &'a str, secret: bool) -> mxtoken_tests::tty::Answer<'a> {
+    mxtoken_tests::tty::Answer {
+        prompt,
+        text,
+        secret,
+    }
+}
+
+#[test]
+fn init_and_unlock_ask_on_the_terminal_without_echo() {
+    let mut b = blank();
+    let mut cmd = b.env.mxtoken();
+    cmd.args(["init", "--store", "age-passphrase"]);
+    let (code, screen) = mxtoken_tests::tty::run(
+        &cmd,
+        &[
+            say("Homeserver URL", b.env.homeserver(), false),
+            say("Admin user id", &b.user, false),
+            say("Password of", &b.password, true),
+            say("New passphrase", "sesame tty", true),
+            say("Same passphrase again", "sesame tty", true),
+        ],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(!screen.contains(&b.password), "password echoed: {screen}");
+    assert!(
+        !screen.contains("sesame tty"),
+        "passphrase echoed: {screen}"
+    );
+    b.env.start();
+    let mut unlock = b.env.mxtoken();
+    unlock.arg("unlock");
+    let (code, screen) = mxtoken_tests::tty::run(
+        &unlock,
+        &[say("Passphrase for profile admin", "sesame tty", true)],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        !screen.contains("sesame tty"),
+        "passphrase echoed: {screen}"
+    );
+    let token = b.lease_works();
+    b.assert_files_and_log_clean(&[&token]);
+}
+
+#[test]
+fn a_missing_keyring_entry_is_one_sentence_naming_the_alternatives() {
+    let mut b = blank();
+    b.env
+        .set_env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    b.env.write_config(&format!(
+        "[profiles.admin]\nhomeserver = {:?}\nuser = {:?}\npassword = {{ keyring = \"mxtoken-nothing-here\" }}\n",
+        b.env.homeserver(),
+        b.user
+    ));
+    let out = poll::output_within(&mut b.env.mxtokend(), Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(78));
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("mxtokend: no password for"), "{err}");
+    assert!(
+        last.contains("Secret Service") && last.contains("keyutils"),
+        "{err}"
+    );
+    assert!(
+        last.contains("age_file") && last.contains("mxtoken init"),
+        "{err}"
+    );
 }

@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod secret_service;
 
 pub mod synapse;
+pub mod tty;
 
 pub use broker::{BrokerEnv, ProfileSpec};
 pub use matrix::Matrix;
