@@ -247,3 +247,54 @@ impl PasswordHolder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(lock_after: Option<Duration>) -> PasswordHolder {
+        let cfg = crate::config::parse(
+            std::path::Path::new("/c.toml"),
+            "[profiles.admin]\nhomeserver = \"https://h.example\"\nuser = \"@a:h.example\"\npassword = { age_file = \"p.age\" }\n",
+        )
+        .expect("config");
+        let mut profile = cfg.profiles["admin"].clone();
+        profile.lock_after = lock_after;
+        PasswordHolder::new(&profile)
+    }
+
+    #[test]
+    fn locked_until_put_and_after_lock() {
+        let h = holder(None);
+        assert!(h.is_locked() && h.needs_passphrase());
+        let e = h.current().expect_err("locked");
+        assert_eq!(e.code, ErrorCode::Locked);
+        assert!(
+            e.message.contains("mxtoken unlock --profile admin"),
+            "{}",
+            e.message
+        );
+        h.put(SecretString::from("pw"));
+        assert_eq!(h.current().expect("unlocked").expose_secret(), "pw");
+        assert!(!format!("{h:?}").contains("pw\""));
+        assert!(h.lock());
+        assert!(h.is_locked() && !h.lock());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_lock_counts_from_the_last_use() {
+        let h = std::sync::Arc::new(holder(Some(Duration::from_secs(30 * 60))));
+        h.put(SecretString::from("pw"));
+        let watcher = tokio::spawn({
+            let h = h.clone();
+            async move { h.idle_locked().await }
+        });
+        tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+        h.current().expect("still unlocked");
+        tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+        assert!(!h.is_locked(), "use restarted the idle clock");
+        tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+        watcher.await.expect("watcher");
+        assert!(h.is_locked());
+    }
+}

@@ -224,8 +224,8 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
                 Err(e) => api_error(&e),
             }
         }
-        (Method::POST, r) if r.starts_with("/profiles/") && r.ends_with("/unlock") => {
-            let name = r["/profiles/".len()..r.len() - "/unlock".len()].to_owned();
+        (Method::POST, r) if unlock_target(r).is_some() => {
+            let name = unlock_target(r).unwrap_or_default().to_owned();
             let body: Unlock = match read_json(req).await {
                 Ok(b) => b,
                 Err(resp) => return resp,
@@ -244,6 +244,13 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
             ),
         ),
     }
+}
+
+/// The profile of `/profiles/{name}/unlock`.
+fn unlock_target(rest: &str) -> Option<&str> {
+    rest.strip_prefix("/profiles/")
+        .and_then(|r| r.strip_suffix("/unlock"))
+        .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(
@@ -331,4 +338,17 @@ fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<
         hyper::header::HeaderValue::from(PROTOCOL_VERSION),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unlock_target;
+
+    #[test]
+    fn unlock_routes_name_one_profile() {
+        assert_eq!(unlock_target("/profiles/admin/unlock"), Some("admin"));
+        assert_eq!(unlock_target("/profiles/unlock"), None);
+        assert_eq!(unlock_target("/profiles//unlock"), None);
+        assert_eq!(unlock_target("/profiles/a/b/unlock"), None);
+    }
 }

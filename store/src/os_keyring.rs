@@ -2,10 +2,12 @@
 //!
 //! Backends and their order:
 //! - macOS: the login Keychain.
-//! - Linux: the Secret Service (GNOME Keyring, KWallet, KeePassXC) when the
-//!   D-Bus session bus answers for it, else the kernel's keyutils keyring
-//!   (the user's persistent keyring: no D-Bus needed, fine on headless servers,
-//!   but cleared at reboot and after a few idle days).
+//! - Linux: the Secret Service (GNOME Keyring, KWallet, KeePassXC) when a
+//!   D-Bus session bus is configured and answers, else the kernel's keyutils
+//!   (no D-Bus needed, fine on headless servers): the user keyring, which
+//!   lives while any process of the uid runs, linked into the persistent
+//!   keyring where the kernel allows (a few days past the last login). Both
+//!   are cleared at reboot.
 //!
 //! Reading tries the backends in that order and takes the first entry found,
 //! so a password `init` put in keyutils on a server is found there even when
