@@ -10,4 +10,3 @@ mod test_faults;
 mod test_mint;
 mod test_recovery;
 mod test_sources;
-
