@@ -364,6 +364,12 @@ fn read_passphrase_file(path: &Path) -> Result<SecretString, ClientError> {
 }
 
 fn ask_new_passphrase() -> Result<SecretString, ClientError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(ClientError::Invalid(
+            "there is no terminal to ask for the new passphrase on; pass --passphrase-file FILE"
+                .into(),
+        ));
+    }
     let first = prompt_secret("New passphrase for the password file: ")?;
     let second = prompt_secret("Same passphrase again: ")?;
     if *first != *second {

@@ -90,7 +90,7 @@ pub fn read_stdin_secret(what: &str) -> Result<Zeroizing<String>, ClientError> {
 pub fn prompt_secret(prompt: &str) -> Result<Zeroizing<String>, ClientError> {
     let text = rpassword::prompt_password(prompt).map(Zeroizing::new).map_err(|e| {
         ClientError::Invalid(format!(
-            "cannot ask on the terminal ({e}); pass the secret on standard input instead (see --help)"
+            "cannot ask on the terminal ({e}); pass it on standard input instead (--password-stdin for init, --passphrase-stdin for unlock)"
         ))
     })?;
     if text.is_empty() {
