@@ -58,6 +58,17 @@ pub enum PasswordConfig {
         /// The identity that decrypts it.
         identity: PathBuf,
     },
+    /// A passphrase-encrypted age file (`age -p`): the broker starts locked
+    /// and `mxtoken unlock` sends the passphrase.
+    AgePassphrase {
+        /// The encrypted password.
+        age_file: PathBuf,
+    },
+    /// The OS keyring: service name, account = the profile's `user`.
+    Keyring {
+        /// The keyring service name.
+        service: String,
+    },
 }
 
 /// One profile: a homeserver account the broker leases tokens for.
@@ -88,6 +99,9 @@ pub struct Profile {
     /// `admin-api` only: the minter account is used by this broker alone, so
     /// recovery may log it out everywhere to kill orphaned tokens.
     pub dedicated_minter: bool,
+    /// Idle time (no lease granted) after which the password is wiped from
+    /// memory until the next `mxtoken unlock`.
+    pub lock_after: Option<Duration>,
 }
 
 /// The whole configuration.
@@ -125,6 +139,7 @@ struct RawProfile {
     request_timeout: Option<HumanDuration>,
     #[serde(default)]
     dedicated_minter: bool,
+    lock_after: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +147,7 @@ struct RawProfile {
 struct RawPassword {
     age_file: Option<PathBuf>,
     identity: Option<PathBuf>,
+    keyring: Option<String>,
 }
 
 fn default_mint() -> MintKind {
@@ -161,18 +177,13 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Finds the config file: explicit path, then `$MXTOKEN_CONFIG`, then XDG.
 pub fn locate(explicit: Option<&Path>) -> PathBuf {
-    if let Some(p) = explicit {
-        return p.to_path_buf();
-    }
-    if let Some(p) = std::env::var_os("MXTOKEN_CONFIG").filter(|v| !v.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("mxtoken").join("config.toml")
+    let var = |k: &str| std::env::var(k).ok();
+    mxtoken_proto::resolve_config_path(&mxtoken_proto::ConfigLookup {
+        explicit: explicit.map(Path::to_path_buf),
+        env_config: var("MXTOKEN_CONFIG"),
+        xdg_config_home: var("XDG_CONFIG_HOME"),
+        home: var("HOME"),
+    })
 }
 
 /// Reads and validates the config file at `path`.
@@ -224,19 +235,37 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let homeserver =
             parse_base_url(&p.homeserver).map_err(|problem| invalid(key("homeserver"), problem))?;
         check_mxid(&p.user).map_err(|problem| invalid(key("user"), problem))?;
-        let password = match (p.password.age_file, p.password.identity) {
-            (Some(age_file), Some(identity)) => PasswordConfig::AgeFile {
+        let password = match (p.password.age_file, p.password.identity, p.password.keyring) {
+            (Some(age_file), Some(identity), None) => PasswordConfig::AgeFile {
                 age_file: base_dir.join(age_file),
                 identity: base_dir.join(identity),
             },
-            (Some(_), None) => {
+            (Some(age_file), None, None) => PasswordConfig::AgePassphrase {
+                age_file: base_dir.join(age_file),
+            },
+            (None, None, Some(service)) if !service.trim().is_empty() => {
+                PasswordConfig::Keyring { service }
+            }
+            (None, None, Some(_)) => {
                 return Err(invalid(
-                    key("password.identity"),
-                    "is missing; name the age identity file that decrypts age_file".into(),
+                    key("password.keyring"),
+                    "is empty; name the keyring service, e.g. keyring = \"mxtoken\"".into(),
                 ));
             }
-            (None, _) => {
-                return Err(invalid(key("password"), "names no source; write password = { age_file = \"password.age\", identity = \"identity.txt\" }".into()));
+            (None, Some(_), _) => {
+                return Err(invalid(
+                    key("password.identity"),
+                    "needs age_file, the file the identity decrypts".into(),
+                ));
+            }
+            (Some(_), _, Some(_)) => {
+                return Err(invalid(
+                    key("password"),
+                    "names both an age file and a keyring; keep one".into(),
+                ));
+            }
+            (None, None, None) => {
+                return Err(invalid(key("password"), "names no source; write password = { age_file = \"password.age\", identity = \"identity.txt\" }, { age_file = \"password.age\" } (passphrase) or { keyring = \"mxtoken\" }".into()));
             }
         };
         let lease_user = match (p.mint, p.lease_user) {
@@ -310,6 +339,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             connect_timeout: p.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
             request_timeout: p.request_timeout.map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0),
             dedicated_minter: p.dedicated_minter,
+            lock_after: match p.lock_after.map(|d| d.0) {
+                Some(d) if d.is_zero() => {
+                    return Err(invalid(
+                        key("lock_after"),
+                        "must be longer than zero; remove it to never lock on idle".into(),
+                    ));
+                }
+                other => other,
+            },
         };
         profiles.insert(name, profile);
     }
@@ -471,6 +509,42 @@ token_env = "MATRIX_ADMIN_TOKEN"
     }
 
     #[test]
+    fn each_password_source_parses() {
+        let p = |line: &str| {
+            parse(
+                Path::new("/etc/mx/config.toml"),
+                &GOOD.replace(
+                    "password = { age_file = \"password.age\", identity = \"identity.txt\" }",
+                    line,
+                ),
+            )
+            .map(|c| c.profiles["admin"].password.clone())
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            p("password = { age_file = \"pw.age\" }"),
+            Ok(PasswordConfig::AgePassphrase {
+                age_file: "/etc/mx/pw.age".into()
+            })
+        );
+        assert_eq!(
+            p("password = { keyring = \"mxtoken\" }"),
+            Ok(PasswordConfig::Keyring {
+                service: "mxtoken".into()
+            })
+        );
+        let lock = parse(
+            Path::new("/c.toml"),
+            &GOOD.replace("mint = \"login\"", "mint = \"login\"\nlock_after = \"30m\""),
+        )
+        .expect("valid");
+        assert_eq!(
+            lock.profiles["admin"].lock_after,
+            Some(Duration::from_secs(1800))
+        );
+    }
+
+    #[test]
     fn errors_name_file_and_key() {
         let e = err(&GOOD.replace("\"5m\"", "\"5 parsecs\""));
         assert!(
@@ -503,6 +577,8 @@ token_env = "MATRIX_ADMIN_TOKEN"
         );
         let e = err(&shared);
         assert!(e.contains("`profiles.fast.dedicated_minter` says @admin:example.com is used by this profile alone, but profile \"admin\" logs in as it too"), "{e}");
+        let e = err(&GOOD.replace(", identity = \"identity.txt\"", ", keyring = \"k\""));
+        assert!(e.contains("both an age file and a keyring"), "{e}");
         let e = err(&GOOD.replace("mint = \"login\"", "mint = \"admin-api\""));
         assert!(e.contains("`profiles.admin.lease_user` is required"), "{e}");
     }

@@ -51,6 +51,13 @@ pub enum HsError {
         /// HTTP status.
         status: u16,
     },
+    /// Not a homeserver answer: the profile's password is locked, so no call
+    /// that needs it (a login) was made. Retrying succeeds after `unlock`.
+    #[error("profile {profile:?} is locked; unlock it with `mxtoken unlock --profile {profile}`")]
+    Locked {
+        /// The profile.
+        profile: String,
+    },
 }
 
 impl HsError {
@@ -67,7 +74,8 @@ impl HsError {
         match self {
             HsError::Unreachable { .. }
             | HsError::RateLimited { .. }
-            | HsError::NotMatrix { .. } => true,
+            | HsError::NotMatrix { .. }
+            | HsError::Locked { .. } => true,
             HsError::Matrix { status, .. } => *status >= 500,
         }
     }

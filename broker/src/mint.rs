@@ -2,8 +2,10 @@
 
 use crate::config::Profile;
 use crate::homeserver::{Homeserver, HsError};
+use crate::password::PasswordHolder;
 use mxtoken_proto::{AccessToken, DEVICE_PREFIX, MintKind, Timestamp};
 use secrecy::SecretString;
+use std::sync::Arc;
 use tokio::sync::Mutex;
 
 /// A token minted for one lease.
@@ -20,7 +22,7 @@ pub struct Minted {
 pub struct Minter {
     profile: Profile,
     hs: Homeserver,
-    password: SecretString,
+    password: Arc<PasswordHolder>,
     /// `admin-api` only: the minter's own session, logged in at the first
     /// lease and kept in memory only. Never handed out.
     root: Mutex<Option<RootSession>>,
@@ -51,8 +53,8 @@ pub struct AdminSession {
 }
 
 impl Minter {
-    /// A minter for `profile`, holding its unsealed password.
-    pub fn new(profile: Profile, hs: Homeserver, password: SecretString) -> Self {
+    /// A minter for `profile`, using the password in `password` while it is unlocked.
+    pub fn new(profile: Profile, hs: Homeserver, password: Arc<PasswordHolder>) -> Self {
         Self {
             profile,
             hs,
@@ -73,6 +75,38 @@ impl Minter {
         &self.hs
     }
 
+    /// The profile's password holder.
+    pub fn password(&self) -> &Arc<PasswordHolder> {
+        &self.password
+    }
+
+    /// Drops the password and logs out the `admin-api` root session, which
+    /// is worth as much as the password. Returns whether it was unlocked.
+    pub async fn lock(&self) -> bool {
+        let was_unlocked = self.password.lock();
+        self.close().await;
+        if was_unlocked {
+            tracing::info!(profile = %self.profile.name, "locked");
+        }
+        was_unlocked
+    }
+
+    /// The password, or [`HsError::Locked`]: every homeserver login, leases
+    /// and housekeeping alike, waits for `unlock`.
+    fn current_password(&self) -> Result<SecretString, HsError> {
+        self.password.current().map_err(|_| HsError::Locked {
+            profile: self.profile.name.clone(),
+        })
+    }
+
+    /// Locks the profile each time it has been idle for `lock_after`.
+    pub async fn lock_when_idle(&self) {
+        loop {
+            self.password.idle_locked().await;
+            self.close().await;
+        }
+    }
+
     /// Mints a token for lease `lease_id` that is valid until `expires_at`
     /// (enforced by the server for `admin-api`, by the broker for `login`).
     pub async fn mint(
@@ -81,6 +115,9 @@ impl Minter {
         purpose: Option<&str>,
         expires_at: Timestamp,
     ) -> Result<Minted, HsError> {
+        // Checked for admin-api too, so a locked profile mints nothing even
+        // while a root session would still be usable.
+        let password = self.current_password()?;
         match self.profile.mint {
             MintKind::Login => {
                 let device_id = device_id_for(lease_id);
@@ -88,7 +125,7 @@ impl Minter {
                     Some(p) => format!("mxtoken lease {lease_id}: {p}"),
                     None => format!("mxtoken lease {lease_id}"),
                 };
-                let s = self.login(&device_id, &display).await?;
+                let s = self.login(&password, &device_id, &display).await?;
                 self.verify_admin_once(&s.token).await?;
                 Ok(Minted {
                     token: s.token,
@@ -96,7 +133,7 @@ impl Minter {
                 })
             }
             MintKind::AdminApi => {
-                let token = self.mint_admin_api(expires_at).await?;
+                let token = self.mint_admin_api(&password, expires_at).await?;
                 Ok(Minted {
                     token,
                     device_id: None,
@@ -105,9 +142,16 @@ impl Minter {
         }
     }
 
+    /// Lets the next login try the password again (after an unlock).
+    pub fn forget_refused_password(&self) {
+        self.password_refused
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Every password login of this profile goes through here.
     async fn login(
         &self,
+        password: &SecretString,
         device_id: &str,
         display: &str,
     ) -> Result<crate::homeserver::LoginSession, HsError> {
@@ -122,7 +166,7 @@ impl Minter {
         }
         let result = self
             .hs
-            .password_login(&self.profile.user, &self.password, device_id, display)
+            .password_login(&self.profile.user, password, device_id, display)
             .await;
         if result.as_ref().err().and_then(HsError::errcode) == Some("M_FORBIDDEN") {
             self.password_refused.store(true, Ordering::Relaxed);
@@ -148,8 +192,12 @@ impl Minter {
         }
     }
 
-    async fn mint_admin_api(&self, expires_at: Timestamp) -> Result<AccessToken, HsError> {
-        let root = self.root_session().await?;
+    async fn mint_admin_api(
+        &self,
+        password: &SecretString,
+        expires_at: Timestamp,
+    ) -> Result<AccessToken, HsError> {
+        let root = self.root_session(password).await?;
         match self
             .hs
             .admin_login_as(&root, &self.profile.lease_user, expires_at.unix_ms())
@@ -159,7 +207,7 @@ impl Minter {
                 // Someone logged our root session out: log in again, once.
                 tracing::warn!(profile = %self.profile.name, "root session was logged out on the server; logging in again");
                 self.forget_root(&root).await;
-                let root = self.root_session().await?;
+                let root = self.root_session(password).await?;
                 self.hs
                     .admin_login_as(&root, &self.profile.lease_user, expires_at.unix_ms())
                     .await
@@ -168,13 +216,13 @@ impl Minter {
         }
     }
 
-    async fn root_session(&self) -> Result<AccessToken, HsError> {
+    async fn root_session(&self, password: &SecretString) -> Result<AccessToken, HsError> {
         let mut guard = self.root.lock().await;
         if let Some(r) = guard.as_ref() {
             return Ok(r.token.clone());
         }
         let s = self
-            .housekeeping_login("BROKER", "root session, never handed out")
+            .housekeeping_login(password, "BROKER", "root session, never handed out")
             .await?;
         tracing::info!(profile = %self.profile.name, device_id = %s.device_id, "logged in the minter's root session");
         *guard = Some(RootSession {
@@ -186,13 +234,14 @@ impl Minter {
 
     async fn housekeeping_login(
         &self,
+        password: &SecretString,
         kind: &str,
         what: &str,
     ) -> Result<crate::homeserver::LoginSession, HsError> {
         let suffix = crate::ids::random_suffix().to_ascii_uppercase();
         let device_id = format!("{DEVICE_PREFIX}{kind}_{suffix}");
         let display = format!("mxtoken broker {what} ({})", self.profile.name);
-        self.login(&device_id, &display).await
+        self.login(password, &device_id, &display).await
     }
 
     async fn forget_root(&self, dead: &AccessToken) {
@@ -213,8 +262,9 @@ impl Minter {
     /// An admin session of `user`: the root session for `admin-api`, a
     /// short-lived login otherwise (one login against the rate limit).
     pub async fn admin_session(&self) -> Result<AdminSession, HsError> {
+        let password = self.current_password()?;
         if self.profile.mint == MintKind::AdminApi {
-            let token = self.root_session().await?;
+            let token = self.root_session(&password).await?;
             let device_id = self.root_device().await.unwrap_or_default();
             return Ok(AdminSession {
                 token,
@@ -223,7 +273,7 @@ impl Minter {
             });
         }
         let s = self
-            .housekeeping_login("MAINT", "maintenance session")
+            .housekeeping_login(&password, "MAINT", "maintenance session")
             .await?;
         Ok(AdminSession {
             token: s.token,
@@ -244,8 +294,9 @@ impl Minter {
     /// Logs out every session of the minter, which also kills every token it
     /// minted through the admin API (recovery with `dedicated_minter`).
     pub async fn logout_everywhere(&self) -> Result<(), HsError> {
+        let password = self.current_password()?;
         let s = self
-            .housekeeping_login("RECOVERY", "recovery session")
+            .housekeeping_login(&password, "RECOVERY", "recovery session")
             .await?;
         self.hs.logout_all(&s.token).await?;
         *self.root.lock().await = None;

@@ -1,5 +1,6 @@
-//! Process facts from the OS: who we are, whether a process has exited.
-//! Linux uses pidfd; other systems fall back to polling.
+//! Process facts from the OS: who we are, whether a process has exited
+//! (pidfd on Linux, polling elsewhere), and keeping secrets out of core dumps,
+//! debuggers and swap.
 //!
 //! This is the one module of the broker allowed `unsafe` (see ARCHITECTURE.md).
 #![allow(unsafe_code)]
@@ -27,6 +28,50 @@ pub fn process_uid(pid: u32) -> io::Result<u32> {
             "process owner lookup is only implemented on Linux",
         ))
     }
+}
+
+/// Keeps the process's memory out of core dumps and away from same-uid
+/// debuggers: `RLIMIT_CORE` 0 everywhere, and `PR_SET_DUMPABLE` 0 on Linux
+/// (which also makes `/proc/PID/mem` and ptrace attach refuse other processes
+/// of our uid). Returns what could not be done, for a warning.
+pub fn harden_process() -> Vec<String> {
+    let mut failed = Vec::new();
+    let zero = rustix::process::Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, zero) {
+        failed.push(format!("RLIMIT_CORE 0: {e}"));
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        failed.push(format!("PR_SET_DUMPABLE 0: {e}"));
+    }
+    failed
+}
+
+/// Whether the kernel says this process is non-dumpable (for tests and `status`).
+#[cfg(target_os = "linux")]
+pub fn is_dumpable() -> bool {
+    rustix::process::dumpable_behavior()
+        .map(|b| b != rustix::process::DumpableBehavior::NotDumpable)
+        .unwrap_or(true)
+}
+
+/// Locks the pages holding `bytes` in RAM so they are never written to swap.
+/// The pages stay locked until the process exits: another secret may share
+/// them, so unlocking one could expose the other.
+pub fn lock_in_memory(bytes: &[u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: `mlock` only changes the paging of the address range; the range
+    // is exactly the borrowed slice, valid for the duration of the call, and
+    // nothing is read or written through the pointer.
+    unsafe { rustix::mm::mlock(bytes.as_ptr().cast_mut().cast(), bytes.len()) }
+        .map_err(io::Error::from)
 }
 
 /// A handle that resolves when a process exits.

@@ -10,8 +10,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use mxtoken_proto::{
-    API_PREFIX, ApiError, CheckRequest, CreateLease, ErrorCode, LeaseList, MAX_BODY_BYTES,
-    PROTOCOL_VERSION, RenewLease, SweepRequest, VERSION_HEADER,
+    API_PREFIX, ApiError, CheckRequest, CreateLease, ErrorCode, LeaseList, Lock, MAX_BODY_BYTES,
+    PROTOCOL_VERSION, RenewLease, SweepRequest, Unlock, VERSION_HEADER,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,6 +214,28 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
                 ),
             }
         }
+        (Method::POST, "/lock") => {
+            let body: Lock = match read_json(req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            match broker.lock(body.profile.as_deref()).await {
+                Ok(state) => json_response(StatusCode::OK, &state),
+                Err(e) => api_error(&e),
+            }
+        }
+        (Method::POST, r) if unlock_target(r).is_some() => {
+            let name = unlock_target(r).unwrap_or_default().to_owned();
+            let body: Unlock = match read_json(req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            let passphrase = body.passphrase.map(mxtoken_proto::Passphrase::into_secret);
+            match broker.unlock(&name, passphrase).await {
+                Ok(state) => json_response(StatusCode::OK, &state),
+                Err(e) => api_error(&e),
+            }
+        }
         (m, r) => error_response(
             StatusCode::NOT_FOUND,
             &ApiError::new(
@@ -222,6 +244,13 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
             ),
         ),
     }
+}
+
+/// The profile of `/profiles/{name}/unlock`.
+fn unlock_target(rest: &str) -> Option<&str> {
+    rest.strip_prefix("/profiles/")
+        .and_then(|r| r.strip_suffix("/unlock"))
+        .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(
@@ -266,7 +295,7 @@ fn status_for(code: ErrorCode) -> StatusCode {
         | ErrorCode::BadBindPid
         | ErrorCode::UnknownRoute => StatusCode::BAD_REQUEST,
         ErrorCode::UnknownProfile | ErrorCode::UnknownLease => StatusCode::NOT_FOUND,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::Forbidden | ErrorCode::WrongPassphrase => StatusCode::FORBIDDEN,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RateLimited | ErrorCode::LimitReached => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Locked => StatusCode::LOCKED,
@@ -309,4 +338,17 @@ fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<
         hyper::header::HeaderValue::from(PROTOCOL_VERSION),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unlock_target;
+
+    #[test]
+    fn unlock_routes_name_one_profile() {
+        assert_eq!(unlock_target("/profiles/admin/unlock"), Some("admin"));
+        assert_eq!(unlock_target("/profiles/unlock"), None);
+        assert_eq!(unlock_target("/profiles//unlock"), None);
+        assert_eq!(unlock_target("/profiles/a/b/unlock"), None);
+    }
 }

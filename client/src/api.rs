@@ -6,9 +6,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use mxtoken_proto::{
-    API_PREFIX, ApiError, CheckReport, CheckRequest, CreateLease, LeaseGranted, LeaseList,
-    PROTOCOL_VERSION, Released, RenewLease, Renewed, Status, SweepReport, SweepRequest,
-    VERSION_HEADER,
+    API_PREFIX, ApiError, CheckReport, CheckRequest, CreateLease, LeaseGranted, LeaseList, Lock,
+    LockState, PROTOCOL_VERSION, Released, RenewLease, Renewed, Status, SweepReport, SweepRequest,
+    Unlock, VERSION_HEADER,
 };
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -75,6 +75,31 @@ impl BrokerClient {
     /// `GET /v1/status`.
     pub async fn status(&self) -> Result<Status, ClientError> {
         self.call(Method::GET, "/status", None).await
+    }
+
+    /// `POST /v1/lock`.
+    pub async fn lock(&self, req: &Lock) -> Result<LockState, ClientError> {
+        let body = serde_json::to_vec(req).map_err(|e| ClientError::Other(e.to_string()))?;
+        self.call(Method::POST, "/lock", Some(body)).await
+    }
+
+    /// `POST /v1/profiles/{name}/unlock`.
+    pub async fn unlock(&self, profile: &str, req: &Unlock) -> Result<LockState, ClientError> {
+        if !profile
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ClientError::Invalid(format!(
+                "{profile:?} is not a profile name; `mxtoken status` lists them"
+            )));
+        }
+        let body = serde_json::to_vec(req).map_err(|e| ClientError::Other(e.to_string()))?;
+        self.call(
+            Method::POST,
+            &format!("/profiles/{profile}/unlock"),
+            Some(body),
+        )
+        .await
     }
 
     async fn call<T: DeserializeOwned>(

@@ -70,6 +70,18 @@ pub enum Command {
     },
     /// Audit a user's devices through the Synapse admin API; --revoke deletes the matches.
     Devices(crate::devices::DevicesArgs),
+    /// Wipe the password from the broker's memory until `mxtoken unlock`.
+    Lock {
+        /// Only this profile [default: every profile]
+        #[arg(long, short = 'p', value_name = "NAME")]
+        profile: Option<String>,
+    },
+    /// Unseal a profile's password in the broker (asks for its passphrase if it has one).
+    Unlock(crate::unlock::UnlockArgs),
+    /// Set up a profile: check the credentials with the homeserver, seal the password, write config.toml.
+    Init(crate::init::InitArgs),
+    /// Migrate a profile from a plaintext env file (MATRIX_HOMESERVER_URL, MATRIX_ADMIN_USER, MATRIX_ADMIN_PASSWORD).
+    Import(crate::import::ImportArgs),
 }
 
 /// Options shared by every command that takes a lease.

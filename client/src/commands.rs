@@ -161,7 +161,11 @@ fn status_text(client: &BrokerClient, s: &mxtoken_proto::Status) -> String {
         } else {
             ""
         };
-        let locked = if p.locked { ", LOCKED" } else { "" };
+        let locked = match (p.locked, p.needs_passphrase) {
+            (true, true) => ", locked (mxtoken unlock asks for its passphrase)",
+            (true, false) => ", locked (mxtoken unlock)",
+            (false, _) => ", unlocked",
+        };
         out.push_str(&format!(
             "  {}{default}: {} as {} via {} mint, ttl {} (max {}){locked}\n",
             p.name,

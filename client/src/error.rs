@@ -24,8 +24,10 @@ pub mod exit {
     pub const RATE_LIMITED: u8 = 75;
     /// The broker speaks another protocol version.
     pub const PROTOCOL: u8 = 76;
-    /// Refused: wrong password, not an admin, or not allowed on this broker.
+    /// Refused: wrong password or passphrase, not an admin, or not allowed on this broker.
     pub const REFUSED: u8 = 77;
+    /// The profile is locked: run `mxtoken unlock`.
+    pub const LOCKED: u8 = 80;
     /// `exec`: the command could not be executed.
     pub const CANNOT_EXECUTE: u8 = 126;
     /// `exec`: the command was not found.
@@ -63,6 +65,9 @@ pub enum ClientError {
         /// The sentence for the user.
         message: String,
     },
+    /// Bad input to `init`/`import` (a malformed env file, a bad URL).
+    #[error("{0}")]
+    Invalid(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -103,6 +108,7 @@ impl ClientError {
                 HomeserverFailure::RateLimited => exit::RATE_LIMITED,
                 HomeserverFailure::Broken => exit::HOMESERVER,
             },
+            ClientError::Invalid(_) => exit::INVALID,
             ClientError::Api(e) => match e.code {
                 ErrorCode::BadRequest
                 | ErrorCode::TtlTooLong
@@ -111,12 +117,12 @@ impl ClientError {
                 | ErrorCode::BadBindPid
                 | ErrorCode::PayloadTooLarge => exit::INVALID,
                 ErrorCode::UnknownRoute => exit::PROTOCOL,
-                ErrorCode::Forbidden | ErrorCode::WrongPassword | ErrorCode::HomeserverRefused => {
-                    exit::REFUSED
-                }
-                ErrorCode::RateLimited | ErrorCode::LimitReached | ErrorCode::Locked => {
-                    exit::RATE_LIMITED
-                }
+                ErrorCode::Forbidden
+                | ErrorCode::WrongPassword
+                | ErrorCode::WrongPassphrase
+                | ErrorCode::HomeserverRefused => exit::REFUSED,
+                ErrorCode::Locked => exit::LOCKED,
+                ErrorCode::RateLimited | ErrorCode::LimitReached => exit::RATE_LIMITED,
                 ErrorCode::HomeserverUnreachable | ErrorCode::HomeserverError => exit::HOMESERVER,
                 ErrorCode::Internal | ErrorCode::Unknown => exit::BROKER_FAILED,
             },

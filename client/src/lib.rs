@@ -6,8 +6,13 @@ pub mod commands;
 pub mod devices;
 pub mod error;
 pub mod exec;
+pub mod homeserver_check;
+pub mod import;
+pub mod init;
 pub mod lease;
+pub mod profile_config;
 pub mod shell;
+pub mod unlock;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -60,6 +65,11 @@ pub fn main() -> ExitCode {
             rt.block_on(commands::sweep(&client, profile, dry_run))
         }
         Command::Devices(args) => rt.block_on(devices::run(&client, args)),
+        Command::Lock { profile } => rt.block_on(unlock::lock(&client, profile)),
+        Command::Unlock(args) => rt.block_on(unlock::unlock(&client, args)),
+        // Not in the runtime: the keyring may start its own.
+        Command::Init(args) => return init::run(args),
+        Command::Import(args) => return import::run(args),
     };
     match printed {
         Ok(text) => {

@@ -30,8 +30,11 @@ pub enum ErrorCode {
     HomeserverUnreachable,
     /// The homeserver answered with something that is not a Matrix answer.
     HomeserverError,
-    /// The profile's password is sealed and the broker is locked.
+    /// The profile's password is sealed and the broker is locked; `mxtoken
+    /// unlock` opens it.
     Locked,
+    /// The passphrase given to unlock does not decrypt the password file.
+    WrongPassphrase,
     /// The peer process to bind the lease to is gone or not the peer's.
     BadBindPid,
     /// Too many live leases or connections.

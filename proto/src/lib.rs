@@ -14,9 +14,9 @@ mod token;
 mod wire;
 
 pub use error::{ApiError, ErrorCode};
-pub use paths::{SocketLookup, resolve_socket_path};
+pub use paths::{ConfigLookup, SocketLookup, resolve_config_path, resolve_socket_path};
 pub use time::Timestamp;
-pub use token::AccessToken;
+pub use token::{AccessToken, Passphrase};
 pub use wire::*;
 
 /// The version of the broker's socket protocol. Bumped on any incompatible

@@ -1,4 +1,4 @@
-//! Where the broker's socket lives.
+//! Where the broker's socket and config file live.
 //!
 //! Lookup order, first hit wins:
 //! 1. an explicit path (`--socket`),
@@ -37,6 +37,36 @@ pub fn resolve_socket_path(lookup: &SocketLookup) -> PathBuf {
     PathBuf::from(format!("/tmp/mxtoken-{}/broker.sock", lookup.uid))
 }
 
+/// The inputs of config-file resolution (used by `mxtokend` and by
+/// `mxtoken init`/`import`, which must write where the broker reads).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigLookup {
+    /// A path given on the command line (`--config`).
+    pub explicit: Option<PathBuf>,
+    /// The value of `$MXTOKEN_CONFIG`.
+    pub env_config: Option<String>,
+    /// The value of `$XDG_CONFIG_HOME`.
+    pub xdg_config_home: Option<String>,
+    /// The value of `$HOME`.
+    pub home: Option<String>,
+}
+
+/// Resolves the config file: `--config`, else `$MXTOKEN_CONFIG`, else
+/// `$XDG_CONFIG_HOME/mxtoken/config.toml`, else `$HOME/.config/mxtoken/config.toml`.
+pub fn resolve_config_path(lookup: &ConfigLookup) -> PathBuf {
+    let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(PathBuf::from);
+    if let Some(p) = &lookup.explicit {
+        return p.clone();
+    }
+    if let Some(p) = non_empty(&lookup.env_config) {
+        return p;
+    }
+    let base = non_empty(&lookup.xdg_config_home)
+        .or_else(|| non_empty(&lookup.home).map(|h| h.join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("mxtoken").join("config.toml")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +91,29 @@ mod tests {
         assert_eq!(
             resolve_socket_path(&l),
             PathBuf::from("/tmp/mxtoken-7/broker.sock")
+        );
+    }
+
+    #[test]
+    fn config_order_is_flag_env_xdg_home() {
+        let mut l = ConfigLookup {
+            explicit: Some("/a.toml".into()),
+            env_config: Some("/b.toml".into()),
+            xdg_config_home: Some("/x".into()),
+            home: Some("/h".into()),
+        };
+        assert_eq!(resolve_config_path(&l), PathBuf::from("/a.toml"));
+        l.explicit = None;
+        assert_eq!(resolve_config_path(&l), PathBuf::from("/b.toml"));
+        l.env_config = None;
+        assert_eq!(
+            resolve_config_path(&l),
+            PathBuf::from("/x/mxtoken/config.toml")
+        );
+        l.xdg_config_home = Some(String::new());
+        assert_eq!(
+            resolve_config_path(&l),
+            PathBuf::from("/h/.config/mxtoken/config.toml")
         );
     }
 }

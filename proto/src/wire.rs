@@ -9,10 +9,13 @@
 //! | `POST /v1/leases/{id}/renew`  | [`RenewLease`]       | [`Renewed`]     |
 //! | `POST /v1/sweep`              | [`SweepRequest`]     | [`SweepReport`] |
 //! | `POST /v1/check`              | [`CheckRequest`]     | [`CheckReport`] |
+//! | `POST /v1/profiles/{name}/unlock` | [`Unlock`]       | [`LockState`]   |
+//! | `POST /v1/lock`               | [`Lock`]             | [`LockState`]   |
+
 //!
 //! Requests reject unknown fields so a typo is an error, not a silent default.
 
-use crate::{AccessToken, Timestamp};
+use crate::{AccessToken, Passphrase, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// How a profile obtains a lease's token from the homeserver.
@@ -143,6 +146,13 @@ pub struct ProfileStatus {
     pub mint: MintKind,
     /// Whether the password is currently unavailable (sealed, not unlocked).
     pub locked: bool,
+    /// Whether `unlock` needs a passphrase (an `age -p` file); other sources
+    /// unlock by reading the identity file or keyring again.
+    #[serde(default)]
+    pub needs_passphrase: bool,
+    /// Idle time after which the broker locks the profile, if configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_after_secs: Option<u64>,
     /// Default lease lifetime in seconds.
     pub default_ttl_secs: u64,
     /// Longest lease lifetime in seconds.
@@ -302,6 +312,42 @@ pub struct SweepReport {
     pub dry_run: bool,
 }
 
+/// `POST /v1/profiles/{name}/unlock`: unseal the profile's password.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unlock {
+    /// The passphrase, for a profile whose `needs_passphrase` is true; absent
+    /// for other sources (the broker reads the identity file or keyring again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<Passphrase>,
+}
+
+/// `POST /v1/lock`: wipe passwords from the broker's memory until `unlock`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    /// The profile to lock; every profile when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// Answer to [`Unlock`] and [`Lock`]: the profiles the request acted on, and
+/// whether each is locked now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockState {
+    /// Profile name → locked.
+    pub profiles: Vec<ProfileLock>,
+}
+
+/// One profile in a [`LockState`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileLock {
+    /// Profile name.
+    pub name: String,
+    /// Whether its password is out of the broker's memory.
+    pub locked: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +421,47 @@ mod tests {
         assert_eq!(json["mint"], "login");
         assert_eq!(json["created_at"], "1970-01-01T00:00:01.000Z");
         assert!(json.get("bound_pid").is_none());
+    }
+
+    #[test]
+    fn unlock_golden_and_debug_hides_passphrase() {
+        let u = Unlock {
+            passphrase: Some(Passphrase::new("open sesame".into())),
+        };
+        assert!(!format!("{u:?}").contains("open sesame"));
+        let json = serde_json::to_string(&u).expect("serialize");
+        assert_eq!(json, r#"{"passphrase":"open sesame"}"#);
+        let back: Unlock = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.passphrase.expect("some").expose(), "open sesame");
+        assert_eq!(serde_json::to_string(&Unlock::default()).expect("s"), "{}");
+    }
+
+    #[test]
+    fn lock_golden() {
+        assert_eq!(serde_json::to_string(&Lock::default()).expect("s"), "{}");
+        let l = Lock {
+            profile: Some("admin".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&l).expect("s"),
+            r#"{"profile":"admin"}"#
+        );
+        let state = LockState {
+            profiles: vec![ProfileLock {
+                name: "admin".into(),
+                locked: true,
+            }],
+        };
+        let json = serde_json::to_string(&state).expect("s");
+        assert_eq!(json, r#"{"profiles":[{"name":"admin","locked":true}]}"#);
+        assert_eq!(serde_json::from_str::<LockState>(&json).expect("p"), state);
+    }
+
+    #[test]
+    fn profile_status_from_an_older_broker_parses() {
+        let json = r#"{"name":"a","homeserver":"h","user_id":"@a:b","lease_user":"@a:b","mint":"login","locked":false,"default_ttl_secs":1,"max_ttl_secs":2,"token_env":"T"}"#;
+        let p: ProfileStatus = serde_json::from_str(json).expect("parse");
+        assert!(!p.needs_passphrase && p.lock_after_secs.is_none());
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub struct BrokerEnv {
     home: tempfile::TempDir,
     homeserver: String,
     child: Option<Child>,
+    extra_env: Vec<(String, String)>,
 }
 
 impl BrokerEnv {
@@ -73,6 +74,7 @@ impl BrokerEnv {
             home,
             homeserver: homeserver.to_owned(),
             child: None,
+            extra_env: Vec::new(),
         };
         std::fs::create_dir_all(env.config_dir()).expect("config dir");
         let identity = env.config_dir().join("identity.txt");
@@ -118,6 +120,11 @@ impl BrokerEnv {
             .write_all(format!("{password}\n").as_bytes())
             .expect("write");
         assert!(child.wait().expect("age").success(), "age failed");
+    }
+
+    /// Adds a variable to every command's environment (e.g. a D-Bus address).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.into(), value.into()));
     }
 
     /// Replaces the config file.
@@ -178,6 +185,7 @@ impl BrokerEnv {
             .env("XDG_CONFIG_HOME", self.home().join(".config"))
             .env("XDG_STATE_HOME", self.home().join(".local/state"))
             .env("XDG_RUNTIME_DIR", self.runtime_dir())
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.home());
         cmd
     }

@@ -5,13 +5,17 @@
 //! Nothing here mocks the homeserver. Everything a test starts binds to
 //! 127.0.0.1 and dies with the test process.
 
+pub mod age_cli;
 pub mod bins;
 pub mod broker;
 pub mod devices;
 pub mod matrix;
 pub mod poll;
 pub mod proxy;
+pub mod secret_service;
+
 pub mod synapse;
+pub mod tty;
 
 pub use broker::{BrokerEnv, ProfileSpec};
 pub use matrix::Matrix;

@@ -4,10 +4,12 @@ use anyhow::Context;
 use clap::Parser;
 use mxtoken_broker::journal::Journal;
 use mxtoken_broker::{
-    broker::Broker, config, dirs, homeserver::Homeserver, mint::Minter, password, server, socket,
+    broker::Broker, config, dirs, homeserver::Homeserver, mint::Minter, password::PasswordHolder,
+    platform, server, socket,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Exit codes of `mxtokend` (documented in the README).
 mod exit {
@@ -61,7 +63,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = if e.downcast_ref::<config::ConfigError>().is_some()
-                || e.downcast_ref::<password::PasswordError>().is_some()
+                || e.downcast_ref::<mxtoken_store::StoreError>().is_some()
                 || e.downcast_ref::<dirs::DirError>().is_some()
                 || matches!(
                     e.downcast_ref::<socket::BindError>(),
@@ -107,11 +109,20 @@ enum StartError {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    // Before any secret is read: no core dumps, no same-uid debugger.
+    for failure in platform::harden_process() {
+        tracing::warn!(what = %failure, "cannot harden the process against memory dumps");
+    }
     let config_path = config::locate(args.config.as_deref());
     let cfg = config::load(&config_path)?;
     let mut minters = Vec::new();
     for profile in cfg.profiles.values() {
-        let pw = password::unseal(&profile.password)?;
+        let pw = Arc::new(PasswordHolder::new(profile));
+        // Keyring reads may run their own D-Bus runtime: do them before ours starts.
+        pw.open_at_start()?;
+        if pw.is_locked() {
+            tracing::info!(profile = %profile.name, "starting locked; run `mxtoken unlock` to give the passphrase");
+        }
         let hs = Homeserver::new(
             profile.homeserver.clone(),
             profile.connect_timeout,
@@ -156,6 +167,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         broker.recover(replay.unresolved.into_values()).await;
         tracing::info!(socket = %socket_path.display(), config = %config_path.display(), state = %state_dir.display(), "mxtokend ready");
+        broker.start_idle_locks();
         server::run(listener, broker.clone(), server::ServerLimits::default(), shutdown_signal()).await;
         let unconfirmed = broker.shutdown().await;
         tracing::info!("mxtokend stopped");

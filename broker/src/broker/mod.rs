@@ -15,8 +15,9 @@ use crate::mint::Minter;
 use crate::platform::ExitWatch;
 use crate::revoke::{Revoker, Target};
 use mxtoken_proto::{
-    AccessToken, ApiError, CreateLease, ErrorCode, LeaseGranted, LeaseInfo, MintKind,
-    PROTOCOL_VERSION, ProfileStatus, Recovered, Released, Revocation, Status, Timestamp,
+    AccessToken, ApiError, CreateLease, ErrorCode, LeaseGranted, LeaseInfo, LockState, MintKind,
+    PROTOCOL_VERSION, ProfileLock, ProfileStatus, Recovered, Released, Revocation, Status,
+    Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -198,6 +199,7 @@ impl Broker {
                 return Err(mint_error(&e, minter));
             }
         };
+
         let info = LeaseInfo {
             id: id.clone(),
             profile: profile.name.clone(),
@@ -405,7 +407,9 @@ impl Broker {
                     user_id: p.user.clone(),
                     lease_user: p.lease_user.clone(),
                     mint: p.mint,
-                    locked: false,
+                    locked: m.password().is_locked(),
+                    needs_passphrase: m.password().needs_passphrase(),
+                    lock_after_secs: m.password().lock_after().map(|d| d.as_secs()),
                     default_ttl_secs: p.default_ttl.as_secs(),
                     max_ttl_secs: p.max_ttl.as_secs(),
                     token_env: p.token_env.clone(),
@@ -423,6 +427,55 @@ impl Broker {
             pending,
             recovery: lock(&self.inner.recovery).clone(),
         }
+    }
+
+    /// Starts the `lock_after` watchers; call once, inside the runtime.
+    pub fn start_idle_locks(&self) {
+        for name in self.inner.minters.keys() {
+            let this = self.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                if let Some(m) = this.inner.minters.get(&name) {
+                    m.lock_when_idle().await;
+                }
+            });
+        }
+    }
+
+    /// `POST /v1/lock`: drops the password of `profile`, or of every profile.
+    /// Live leases keep running; new ones need `unlock`.
+    pub async fn lock(&self, profile: Option<&str>) -> Result<LockState, ApiError> {
+        let minters: Vec<&Minter> = match profile {
+            Some(name) => vec![self.minter(Some(name))?],
+            None => self.inner.minters.values().collect(),
+        };
+        let mut profiles = Vec::new();
+        for m in minters {
+            m.lock().await;
+            profiles.push(ProfileLock {
+                name: m.profile().name.clone(),
+                locked: m.password().is_locked(),
+            });
+        }
+        Ok(LockState { profiles })
+    }
+
+    /// `POST /v1/profiles/{name}/unlock`.
+    pub async fn unlock(
+        &self,
+        profile: &str,
+        passphrase: Option<secrecy::SecretString>,
+    ) -> Result<LockState, ApiError> {
+        let m = self.minter(Some(profile))?;
+        m.password().unlock(passphrase).await?;
+        // A freshly unsealed password may be the corrected one.
+        m.forget_refused_password();
+        Ok(LockState {
+            profiles: vec![ProfileLock {
+                name: m.profile().name.clone(),
+                locked: m.password().is_locked(),
+            }],
+        })
     }
 
     /// Ends every lease (revoking its token) and closes root sessions.
@@ -559,6 +612,8 @@ fn mint_error(e: &HsError, minter: &Minter) -> ApiError {
         }
         HsError::Unreachable { .. } => (ErrorCode::HomeserverUnreachable, e.to_string()),
         HsError::NotMatrix { .. } => (ErrorCode::HomeserverError, e.to_string()),
+        // Not a failure worth a warning: the user locked it.
+        HsError::Locked { .. } => return ApiError::new(ErrorCode::Locked, e.to_string()),
         HsError::Matrix {
             errcode,
             error,
