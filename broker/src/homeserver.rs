@@ -169,7 +169,7 @@ impl Homeserver {
             "password": password.expose_secret(),
             "device_id": device_id,
             // Tagged with the broker's id so its sweeps spare other brokers' devices.
-            "initial_device_display_name": format!("{display_name}{}", crate::ids::device_tag()),
+            "initial_device_display_name": tagged_display_name(display_name, &crate::ids::device_tag()),
         });
         let req = self
             .http
@@ -381,6 +381,20 @@ fn error_chain(e: &reqwest::Error) -> String {
     }
 }
 
+/// Synapse refuses device display names longer than this (in characters).
+const MAX_DISPLAY_NAME: usize = 100;
+
+/// `name` followed by `tag`, shortened with an ellipsis so the whole fits
+/// the homeserver's limit; the tag (which sweeps rely on) is kept whole.
+fn tagged_display_name(name: &str, tag: &str) -> String {
+    let room = MAX_DISPLAY_NAME.saturating_sub(tag.chars().count());
+    if name.chars().count() <= room {
+        return format!("{name}{tag}");
+    }
+    let kept: String = name.chars().take(room.saturating_sub(1)).collect();
+    format!("{kept}…{tag}")
+}
+
 /// Percent-encodes one path segment (a user id has '@' and ':').
 fn encode_path_segment(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
@@ -391,6 +405,18 @@ fn encode_path_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_fit_the_homeserver_limit_and_keep_the_tag() {
+        let tag = " [mxtokend abcdefghij]";
+        assert_eq!(
+            tagged_display_name("mxtoken lease x", tag),
+            format!("mxtoken lease x{tag}")
+        );
+        let long = tagged_display_name(&"é".repeat(300), tag);
+        assert_eq!(long.chars().count(), MAX_DISPLAY_NAME);
+        assert!(long.ends_with(&format!("…{tag}")));
+    }
 
     #[test]
     fn user_ids_are_encoded_and_prefix_kept() {

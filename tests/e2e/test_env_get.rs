@@ -219,9 +219,15 @@ fn a_login_lease_device_names_mxtoken_the_lease_and_the_purpose() {
     );
     let d = f.hs.get(f.synapse.auditor_token(), &path);
     assert_eq!(d.status, 200, "{}", d.body);
+    let broker_id =
+        std::fs::read_to_string(f.env.state_dir().join("broker-id")).expect("broker id");
     assert_eq!(
         d.body["display_name"],
-        format!("mxtoken lease {lease}: nightly room purge").as_str()
+        format!(
+            "mxtoken lease {lease}: nightly room purge [mxtokend {}]",
+            broker_id.trim()
+        )
+        .as_str()
     );
     let listed = stdout(&f.env.run(&["leases", "--json"]));
     assert!(

@@ -178,7 +178,16 @@ import os, pty, sys, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], sys.argv[1:])
+deadline = time.time() + 30
 while not os.path.exists("ready"):
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done or time.time() > deadline:
+        try:
+            print(os.read(fd, 65536).decode(errors="replace"), file=sys.stderr)
+        except OSError:
+            pass
+        print("mxtoken exited or stalled before the command started", file=sys.stderr)
+        sys.exit(1)
     time.sleep(0.01)
 os.write(fd, b"\x03")
 while True:

@@ -254,8 +254,22 @@ fn bind_pid_must_be_a_live_process_of_the_same_user() {
 #[test]
 fn sweep_deletes_stale_broker_devices_and_spares_live_leases() {
     let f = Fixture::login();
+    let broker_id =
+        std::fs::read_to_string(f.env.state_dir().join("broker-id")).expect("broker id");
+    // A device this broker made in an earlier run (its tag), one another
+    // broker made (another tag), and one that is not a broker's at all.
+    let mine = format!(
+        "mxtoken lease mxt-stale0001 [mxtokend {}]",
+        broker_id.trim()
+    );
     let (stale_token, stale) =
-        f.hs.login_as_device(&f.user, &f.password, Some("MXTOKEN_STALE0001"));
+        f.hs.login_named(&f.user, &f.password, "MXTOKEN_STALE0001", &mine);
+    let (foreign_token, _) = f.hs.login_named(
+        &f.user,
+        &f.password,
+        "MXTOKEN_FOREIGN001",
+        "mxtoken lease mxt-foreign001 [mxtokend otherbroker1]",
+    );
     let (other_token, _) =
         f.hs.login_as_device(&f.user, &f.password, Some("SOMEONEELSE"));
     let live = f.get(&[]);
@@ -271,6 +285,10 @@ fn sweep_deletes_stale_broker_devices_and_spares_live_leases() {
     assert!(
         f.hs.alive(&other_token),
         "devices the broker did not make must be spared"
+    );
+    assert!(
+        f.hs.alive(&foreign_token),
+        "another broker's devices must be spared"
     );
 }
 

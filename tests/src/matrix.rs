@@ -97,6 +97,31 @@ impl Matrix {
         self.login_as_device(user, password, None)
     }
 
+    /// A password login with a chosen device id and display name.
+    pub fn login_named(
+        &self,
+        user: &str,
+        password: &str,
+        device_id: &str,
+        display_name: &str,
+    ) -> (String, String) {
+        let body = serde_json::json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user},
+            "password": password,
+            "device_id": device_id,
+            "initial_device_display_name": display_name,
+        });
+        let a = self.send(
+            self.http
+                .post(format!("{}/_matrix/client/v3/login", self.base))
+                .json(&body),
+        );
+        assert_eq!(a.status, 200, "login failed: {}", a.body);
+        let s = |k: &str| a.body[k].as_str().expect("login field").to_owned();
+        (s("access_token"), s("device_id"))
+    }
+
     /// A password login with a chosen device id.
     pub fn login_as_device(
         &self,
