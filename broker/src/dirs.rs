@@ -18,25 +18,16 @@ pub struct DirError {
     pub problem: String,
 }
 
-/// Resolves the state directory (see the module docs).
+/// Resolves the state directory (see the module docs; the rule itself lives
+/// in `mxtoken_proto` so `mxtoken audit` finds the same directory).
 pub fn state_dir(explicit: Option<&Path>) -> PathBuf {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(p) = explicit {
-        return p.to_path_buf();
-    }
-    if let Some(p) = env("MXTOKEN_STATE_DIR") {
-        return p;
-    }
-    if let Some(p) = env("XDG_STATE_HOME") {
-        return p.join("mxtoken");
-    }
-    env("HOME")
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".local/state/mxtoken")
+    let env = |k: &str| std::env::var(k).ok();
+    mxtoken_proto::resolve_state_dir(&mxtoken_proto::StateLookup {
+        explicit: explicit.map(Path::to_path_buf),
+        env_state_dir: env("MXTOKEN_STATE_DIR"),
+        xdg_state_home: env("XDG_STATE_HOME"),
+        home: env("HOME"),
+    })
 }
 
 /// Creates `dir` with mode 0700 if missing; refuses one that is not ours or

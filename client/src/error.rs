@@ -63,6 +63,9 @@ pub enum ClientError {
         /// The sentence for the user.
         message: String,
     },
+    /// A command-line value that clap cannot check (e.g. `--since`).
+    #[error("{0}")]
+    Usage(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -95,6 +98,7 @@ impl ClientError {
             }
             ClientError::SocketAccess { .. } => exit::NO_BROKER,
             ClientError::Protocol(_) => exit::PROTOCOL,
+            ClientError::Usage(_) => exit::USAGE,
             ClientError::Other(_) => exit::FAILURE,
             ClientError::Homeserver { kind, .. } => match kind {
                 HomeserverFailure::UnknownUser => exit::UNKNOWN_USER,

@@ -1,8 +1,10 @@
 //! `mxtoken`, the client of the mxtokend broker.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod confirm;
 pub mod devices;
 pub mod error;
 pub mod exec;
@@ -60,6 +62,8 @@ pub fn main() -> ExitCode {
             rt.block_on(commands::sweep(&client, profile, dry_run))
         }
         Command::Devices(args) => rt.block_on(devices::run(&client, args)),
+        Command::Audit(args) => audit::show(&args),
+        Command::Confirm => rt.block_on(confirm::run(&client)),
     };
     match printed {
         Ok(text) => {

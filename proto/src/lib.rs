@@ -7,14 +7,16 @@
 //! This crate does no I/O: socket-path resolution takes the environment as a
 //! function so it can be tested without touching the process.
 
+mod audit;
 mod error;
 mod paths;
 mod time;
 mod token;
 mod wire;
 
+pub use audit::{AUDIT_LOG_FILE, AuditEvent, AuditRecord};
 pub use error::{ApiError, ErrorCode};
-pub use paths::{SocketLookup, resolve_socket_path};
+pub use paths::{SocketLookup, StateLookup, resolve_socket_path, resolve_state_dir};
 pub use time::Timestamp;
 pub use token::AccessToken;
 pub use wire::*;
