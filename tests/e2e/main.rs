@@ -9,3 +9,4 @@ mod test_exec;
 mod test_faults;
 mod test_mint;
 mod test_recovery;
+mod test_security;

@@ -11,6 +11,7 @@ pub mod devices;
 pub mod matrix;
 pub mod poll;
 pub mod proxy;
+pub mod raw;
 pub mod synapse;
 
 pub use broker::{BrokerEnv, ProfileSpec};

@@ -655,7 +655,13 @@ pub fn parse_ttl(
             format!("ttl: {text:?} {why}; write a duration such as \"90s\" or \"5m\""),
         )
     };
-    let ttl = humantime::parse_duration(text.trim()).map_err(|_| bad("is not a duration"))?;
+    if text.trim_start().starts_with('-') {
+        return Err(bad("is negative"));
+    }
+    let ttl = humantime::parse_duration(text.trim()).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => bad("is too large"),
+        _ => bad("is not a duration"),
+    })?;
     if ttl.is_zero() {
         return Err(bad("is zero"));
     }
@@ -763,4 +769,25 @@ fn mint_error(e: &HsError, minter: &Minter) -> ApiError {
     };
     tracing::warn!(profile = %p.name, error = %e, "minting a token failed");
     ApiError::new(code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ttls_name_the_field_and_the_problem() {
+        let (d, max) = (Duration::from_secs(300), Duration::from_secs(3600));
+        let msg = |t: &str| parse_ttl(Some(t), d, max, "admin").expect_err(t).message;
+        assert!(msg("0s").starts_with("ttl: \"0s\" is zero;"));
+        assert!(msg("-5m").starts_with("ttl: \"-5m\" is negative;"));
+        assert!(msg("soon").starts_with("ttl: \"soon\" is not a duration;"));
+        assert!(msg("99999999999999999999999h").contains("is too large"));
+        assert!(msg("2h").starts_with("ttl: 2h is longer than profile \"admin\" allows"));
+        assert_eq!(parse_ttl(None, d, max, "admin").expect("default"), d);
+        assert_eq!(
+            parse_ttl(Some(" 90s "), d, max, "admin").expect("ok"),
+            Duration::from_secs(90)
+        );
+    }
 }
