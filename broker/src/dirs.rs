@@ -33,6 +33,18 @@ pub fn state_dir(explicit: Option<&Path>) -> PathBuf {
 /// Creates `dir` with mode 0700 if missing; refuses one that is not ours or
 /// that group or others can use.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), DirError> {
+    ensure_dir(dir, false)
+}
+
+/// Like [`ensure_private_dir`], but with `shared` (the config allows other
+/// uids or groups) group and others may *search* the directory (mode 0711),
+/// so they can reach the socket; they still may not list it or create,
+/// replace or remove anything in it.
+pub fn ensure_socket_dir(dir: &Path, shared: bool) -> Result<(), DirError> {
+    ensure_dir(dir, shared)
+}
+
+fn ensure_dir(dir: &Path, shared: bool) -> Result<(), DirError> {
     let err = |problem: String| DirError {
         path: dir.to_path_buf(),
         problem,
@@ -52,9 +64,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), DirError> {
             meta.uid()
         )));
     }
-    if meta.mode() & 0o077 != 0 {
+    let forbidden = if shared { 0o066 } else { 0o077 };
+    if meta.mode() & forbidden != 0 {
+        let fix = if shared { "711" } else { "700" };
         return Err(err(format!(
-            "is accessible by group or others (mode {:o}); run `chmod 700 {}`",
+            "is accessible by group or others (mode {:o}); run `chmod {fix} {}`",
             meta.mode() & 0o777,
             dir.display()
         )));

@@ -46,7 +46,7 @@ fn server() -> &'static Server {
         let journal = Journal::rewrite(&dir.path().join("journal.jsonl"), []).expect("journal");
         let listener = {
             let _guard = rt.enter();
-            mxtoken_broker::socket::bind(&socket).expect("bind")
+            mxtoken_broker::socket::bind(&socket, false).expect("bind")
         };
         let hs = Homeserver::new(
             profile.homeserver.clone(),

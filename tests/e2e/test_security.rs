@@ -142,10 +142,25 @@ fn another_uid_is_refused_even_with_access_to_the_socket_and_allowed_ones_are_se
         env.signal_and_wait(rustix::process::Signal::TERM).code(),
         Some(0)
     );
-    chmod(env.socket().parent().expect("dir"), 0o700);
+    // With allow lists the directory may be searchable (0711, not 0755) and
+    // the broker makes the socket 0666 itself.
+    let dir = env.socket().parent().expect("dir").to_owned();
     env.prepend_config("allow_uids = [65534]\nallow_groups = [4242]");
+    chmod(&dir, 0o755);
+    let out = poll::output_within(&mut env.mxtokend(), Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("(mode 755); run `chmod 711"),
+        "{}",
+        stderr(&out)
+    );
+    chmod(&dir, 0o711);
     env.start();
-    open_socket_to_everyone(&env);
+    let mode = std::fs::metadata(env.socket())
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o666);
 
     let out = mxtoken_as(&env, 65534, 65534, &["get", "--purpose", "nobody's job"]);
     assert_success(&out);
@@ -312,7 +327,9 @@ fn closed_by_broker(s: &mut UnixStream) -> bool {
         .expect("timeout");
     let mut buf = [0u8; 512];
     match s.read(&mut buf) {
-        Ok(_) => true, // EOF, or an error answer before the close
+        // EOF, or an error answer that precedes the close.
+        Ok(0) => true,
+        Ok(_answered) => true,
         Err(e) => !matches!(
             e.kind(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut

@@ -135,7 +135,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = match socket::bind(&socket_path) {
+        let listener = match socket::bind(&socket_path, !cfg.access.is_owner_only()) {
             Err(e @ socket::BindError::AlreadyRunning(_)) => return Err(StartError::AlreadyRunning(e.to_string()).into()),
             other => other?,
         };
