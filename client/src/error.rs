@@ -8,7 +8,7 @@ use std::time::Duration;
 pub mod exit {
     /// Something unexpected failed.
     pub const FAILURE: u8 = 1;
-    /// Bad command-line usage (clap's code).
+    /// Bad command-line usage (clap's code; also a bad `audit --since`).
     pub const USAGE: u8 = 2;
     /// The broker refused the request as invalid (TTL, profile, lease id, pid).
     pub const INVALID: u8 = 65;
@@ -20,11 +20,13 @@ pub mod exit {
     pub const BROKER_FAILED: u8 = 70;
     /// The homeserver could not be reached or gave a broken answer.
     pub const HOMESERVER: u8 = 74;
-    /// The homeserver is rate-limiting; try again later (or `--wait`).
+    /// The homeserver is rate-limiting (try again later, or `--wait`), or the
+    /// uid holds `max_leases_per_uid` leases already.
     pub const RATE_LIMITED: u8 = 75;
     /// The broker speaks another protocol version.
     pub const PROTOCOL: u8 = 76;
-    /// Refused: wrong password, not an admin, or not allowed on this broker.
+    /// Refused: wrong password, not an admin, not allowed on this broker, or
+    /// a lease of a `confirm = true` profile not confirmed.
     pub const REFUSED: u8 = 77;
     /// `exec`: the command could not be executed.
     pub const CANNOT_EXECUTE: u8 = 126;
