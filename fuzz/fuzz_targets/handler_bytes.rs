@@ -33,8 +33,8 @@ fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
     S.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = mxtoken_broker::config::parse(&dir.path().join("config.toml"), CONFIG)
-            .expect("config");
+        let cfg =
+            mxtoken_broker::config::parse(&dir.path().join("config.toml"), CONFIG).expect("config");
         let profile = cfg.profiles["admin"].clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -54,14 +54,27 @@ fn server() -> &'static Server {
         )
         .expect("hs");
         let minter = Minter::new(profile, hs, "not-a-real-password".to_owned().into());
-        let broker =
-            Broker::with_options("admin".into(), vec![minter], journal, BrokerOptions::default());
+        let broker = Broker::with_options(
+            "admin".into(),
+            vec![minter],
+            journal,
+            BrokerOptions::default(),
+        );
         let limits = ServerLimits {
             client_timeout: Duration::from_secs(1),
             ..ServerLimits::default()
         };
-        rt.spawn(server::run(listener, broker, limits, std::future::pending()));
-        Server { socket, _dir: dir, _rt: rt }
+        rt.spawn(server::run(
+            listener,
+            broker,
+            limits,
+            std::future::pending(),
+        ));
+        Server {
+            socket,
+            _dir: dir,
+            _rt: rt,
+        }
     })
 }
 
@@ -71,7 +84,8 @@ fn exchange(s: &Server, bytes: &[u8], half_close: bool) -> Vec<u8> {
     if half_close {
         let _ = c.shutdown(std::net::Shutdown::Write);
     }
-    c.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    c.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
     let end = Instant::now() + Duration::from_secs(2);
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -95,5 +109,8 @@ fuzz_target!(|data: &[u8]| {
         b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         false,
     );
-    assert!(ok.starts_with(b"HTTP/1.1 200"), "broker stopped serving after {data:?}");
+    assert!(
+        ok.starts_with(b"HTTP/1.1 200"),
+        "broker stopped serving after {data:?}"
+    );
 });

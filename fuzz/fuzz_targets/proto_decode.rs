@@ -8,7 +8,10 @@ use mxtoken_proto::*;
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = serde_json::from_slice::<CreateLease>(data) {
         let again = serde_json::to_vec(&req).expect("encode");
-        assert_eq!(serde_json::from_slice::<CreateLease>(&again).expect("decode"), req);
+        assert_eq!(
+            serde_json::from_slice::<CreateLease>(&again).expect("decode"),
+            req
+        );
     }
     let _ = serde_json::from_slice::<SweepRequest>(data);
     let _ = serde_json::from_slice::<ConfirmDecision>(data);

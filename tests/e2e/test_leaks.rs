@@ -156,6 +156,30 @@ fn a_full_session_leaks_no_password_and_no_token() {
         assert_success(&out);
         keep(&mut captured, &args.join(" "), &out, true);
     }
+    // The audit log tells the session's story.
+    let audit = env.run(&["audit", "--json", "--since", "1h"]);
+    let events: Vec<String> = stdout(&audit)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("audit line");
+            v["event"].as_str().expect("event").to_owned()
+        })
+        .collect();
+    for e in [
+        "created",
+        "released",
+        "expired",
+        "process-exited",
+        "revoked",
+        "refused",
+    ] {
+        assert!(events.iter().any(|x| x == e), "no {e} in {events:?}");
+    }
+    let table = stdout(&env.run(&["audit"]));
+    assert!(
+        table.contains(" refused ") && table.contains("uid "),
+        "{table}"
+    );
     assert_eq!(
         env.signal_and_wait(rustix::process::Signal::TERM).code(),
         Some(0)

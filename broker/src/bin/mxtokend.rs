@@ -154,7 +154,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         // Compact: keep only what is unresolved, then recover it before the
         // first lease (recovery may log the minter out everywhere).
         let journal = Journal::rewrite(&journal_path, replay.unresolved.values().cloned())?;
-        let audit = mxtoken_broker::audit::AuditLog::open(&state_dir)?;
+        let audit = std::sync::Arc::new(mxtoken_broker::audit::AuditLog::open(&state_dir)?);
         let options = BrokerOptions {
             max_leases_per_uid: cfg.limits.max_leases_per_uid,
             confirm_timeout: cfg.limits.confirm_timeout,

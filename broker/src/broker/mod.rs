@@ -45,7 +45,7 @@ pub struct BrokerOptions {
     /// How long a `confirm = true` lease waits for the user.
     pub confirm_timeout: Duration,
     /// Where lease events are recorded.
-    pub audit: AuditLog,
+    pub audit: Arc<AuditLog>,
 }
 
 impl Default for BrokerOptions {
@@ -54,7 +54,7 @@ impl Default for BrokerOptions {
         Self {
             max_leases_per_uid: limits.max_leases_per_uid,
             confirm_timeout: limits.confirm_timeout,
-            audit: AuditLog::disabled(),
+            audit: Arc::new(AuditLog::disabled()),
         }
     }
 }
@@ -148,7 +148,7 @@ impl Broker {
                 default_profile,
                 minters,
                 leases: Mutex::new(HashMap::new()),
-                revoker: Revoker::new(journal.clone()),
+                revoker: Revoker::new(journal.clone()).with_audit(options.audit.clone()),
                 journal,
                 busy_devices: Mutex::default(),
                 recovering: Mutex::default(),
