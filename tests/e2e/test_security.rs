@@ -73,11 +73,11 @@ fn an_unsafe_socket_directory_stops_the_broker() {
     std::fs::create_dir_all(&dir).expect("dir");
     chmod(&dir, 0o750);
     let out = poll::output_within(&mut env.mxtokend(), Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
         format!(
-            "mxtokend: socket directory {0} is accessible by group or others (mode 750); run `chmod 700 {0}`\n",
+            "mxtokend: directory {0} is accessible by group or others (mode 750); run `chmod 700 {0}`\n",
             dir.display()
         )
     );
@@ -90,7 +90,7 @@ fn an_unsafe_socket_directory_stops_the_broker() {
         )
         .expect("chown");
         let out = poll::output_within(&mut env.mxtokend(), Duration::from_secs(20));
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(78));
         assert!(
             stderr(&out).contains(
                 "belongs to uid 65534, not to this user (uid 0); use a directory of your own"
@@ -148,7 +148,7 @@ fn another_uid_is_refused_even_with_access_to_the_socket_and_allowed_ones_are_se
     env.prepend_config("allow_uids = [65534]\nallow_groups = [4242]");
     chmod(&dir, 0o755);
     let out = poll::output_within(&mut env.mxtokend(), Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     assert!(
         stderr(&out).contains("(mode 755); run `chmod 711"),
         "{}",
