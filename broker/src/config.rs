@@ -6,7 +6,7 @@
 
 use mxtoken_proto::MintKind;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
@@ -102,6 +102,59 @@ pub struct Profile {
     /// Idle time (no lease granted) after which the password is wiped from
     /// memory until the next `mxtoken unlock`.
     pub lock_after: Option<Duration>,
+    /// Leases need the user's approval through a waiting `mxtoken confirm`.
+    pub confirm: bool,
+    /// With `confirm`: whether `exec` leases need approval too.
+    pub confirm_exec: bool,
+}
+
+/// Who may use the broker besides its own uid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// Further uids allowed to connect (`allow_uids`).
+    pub allow_uids: BTreeSet<u32>,
+    /// Gids whose members may connect (`allow_groups`, names resolved at load).
+    pub allow_gids: BTreeSet<u32>,
+}
+
+impl AccessPolicy {
+    /// Whether a peer with `uid` and membership in `gids` may connect to a
+    /// broker running as `own_uid`.
+    pub fn allows(&self, own_uid: u32, uid: u32, gids: &[u32]) -> bool {
+        uid == own_uid
+            || self.allow_uids.contains(&uid)
+            || gids.iter().any(|g| self.allow_gids.contains(g))
+    }
+
+    /// True when only the broker's own uid is served.
+    pub fn is_owner_only(&self) -> bool {
+        self.allow_uids.is_empty() && self.allow_gids.is_empty()
+    }
+}
+
+/// Limits on what clients may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once (`max_connections`).
+    pub max_connections: usize,
+    /// Live leases one uid may hold (`max_leases_per_uid`).
+    pub max_leases_per_uid: usize,
+    /// Time a client has to send a request's headers, and then its body
+    /// (`client_timeout`).
+    pub client_timeout: Duration,
+    /// How long a `confirm = true` lease waits for approval (`confirm_timeout`).
+    pub confirm_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_leases_per_uid: 64,
+            client_timeout: Duration::from_secs(10),
+            confirm_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// The whole configuration.
@@ -113,12 +166,24 @@ pub struct Config {
     pub default_profile: String,
     /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
+    /// Who may connect.
+    pub access: AccessPolicy,
+    /// Connection, lease and timing limits.
+    pub limits: Limits,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     default_profile: Option<String>,
+    #[serde(default)]
+    allow_uids: Vec<u32>,
+    #[serde(default)]
+    allow_groups: Vec<RawGroup>,
+    max_connections: Option<usize>,
+    max_leases_per_uid: Option<usize>,
+    client_timeout: Option<HumanDuration>,
+    confirm_timeout: Option<HumanDuration>,
     #[serde(default)]
     profiles: BTreeMap<String, RawProfile>,
 }
@@ -140,6 +205,17 @@ struct RawProfile {
     #[serde(default)]
     dedicated_minter: bool,
     lock_after: Option<HumanDuration>,
+    #[serde(default)]
+    confirm: bool,
+    confirm_exec: Option<bool>,
+}
+
+/// A group in `allow_groups`: a name or a numeric gid.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawGroup {
+    Id(u32),
+    Name(String),
 }
 
 #[derive(Deserialize)]
@@ -311,6 +387,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "only applies to mint = \"admin-api\"".into(),
             ));
         }
+        if p.confirm_exec.is_some() && !p.confirm {
+            return Err(invalid(
+                key("confirm_exec"),
+                "only applies with confirm = true".into(),
+            ));
+        }
         let token_env = p.token_env.unwrap_or_else(|| "MATRIX_ADMIN_TOKEN".into());
         if reserved_env_name(&token_env) {
             return Err(invalid(
@@ -348,6 +430,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 }
                 other => other,
             },
+            confirm: p.confirm,
+            confirm_exec: p.confirm_exec.unwrap_or(true),
         };
         profiles.insert(name, profile);
     }
@@ -386,11 +470,86 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             ));
         }
     };
+    let mut allow_gids = BTreeSet::new();
+    for g in raw.allow_groups {
+        allow_gids.insert(match g {
+            RawGroup::Id(gid) => gid,
+            RawGroup::Name(name) => crate::platform::group_id(&name).ok_or_else(|| {
+                invalid(
+                    "allow_groups".into(),
+                    format!("names group {name:?}, which this system does not know; write an existing group name or a numeric gid"),
+                )
+            })?,
+        });
+    }
+    let access = AccessPolicy {
+        allow_uids: raw.allow_uids.into_iter().collect(),
+        allow_gids,
+    };
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_connections: in_range(raw.max_connections, defaults.max_connections, 1..=65_536)
+            .map_err(|p| invalid("max_connections".into(), p))?,
+        max_leases_per_uid: in_range(
+            raw.max_leases_per_uid,
+            defaults.max_leases_per_uid,
+            1..=100_000,
+        )
+        .map_err(|p| invalid("max_leases_per_uid".into(), p))?,
+        client_timeout: duration_in_range(
+            raw.client_timeout,
+            defaults.client_timeout,
+            Duration::from_secs(300),
+        )
+        .map_err(|p| invalid("client_timeout".into(), p))?,
+        confirm_timeout: duration_in_range(
+            raw.confirm_timeout,
+            defaults.confirm_timeout,
+            Duration::from_secs(3600),
+        )
+        .map_err(|p| invalid("confirm_timeout".into(), p))?,
+    };
     Ok(Config {
         path: path.to_path_buf(),
         default_profile,
         profiles,
+        access,
+        limits,
     })
+}
+
+fn in_range(
+    value: Option<usize>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, String> {
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "is {v}; write a number from {} to {}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+fn duration_in_range(
+    value: Option<HumanDuration>,
+    default: Duration,
+    max: Duration,
+) -> Result<Duration, String> {
+    let v = value.map_or(default, |d| d.0);
+    if v.is_zero() || v > max {
+        Err(format!(
+            "is {}; write a duration longer than zero and at most {}",
+            humantime::format_duration(v),
+            humantime::format_duration(max)
+        ))
+    } else {
+        Ok(v)
+    }
 }
 
 fn known(profiles: &BTreeMap<String, Profile>) -> String {
@@ -581,5 +740,52 @@ token_env = "MATRIX_ADMIN_TOKEN"
         assert!(e.contains("both an age file and a keyring"), "{e}");
         let e = err(&GOOD.replace("mint = \"login\"", "mint = \"admin-api\""));
         assert!(e.contains("`profiles.admin.lease_user` is required"), "{e}");
+    }
+
+    #[test]
+    fn access_policy_and_limits() {
+        let c = parse(Path::new("/etc/mx/config.toml"), GOOD).expect("valid");
+        assert!(c.access.is_owner_only());
+        assert_eq!(c.limits, Limits::default());
+        assert!(c.access.allows(1000, 1000, &[]));
+        assert!(!c.access.allows(1000, 1001, &[1000]));
+
+        let text = format!(
+            "allow_uids = [1001]\nallow_groups = [\"root\", 4242]\nmax_connections = 8\nmax_leases_per_uid = 2\nclient_timeout = \"2s\"\n{GOOD}"
+        );
+        let c = parse(Path::new("/etc/mx/config.toml"), &text).expect("valid");
+        assert!(c.access.allows(1000, 1001, &[]));
+        assert!(c.access.allows(1000, 1002, &[0]));
+        assert!(c.access.allows(1000, 1002, &[7, 4242]));
+        assert!(!c.access.allows(1000, 1002, &[7]));
+        assert_eq!(c.limits.max_connections, 8);
+        assert_eq!(c.limits.max_leases_per_uid, 2);
+        assert_eq!(c.limits.client_timeout, Duration::from_secs(2));
+
+        let e = err(&format!("allow_groups = [\"no-such-group-xyz\"]\n{GOOD}"));
+        assert!(
+            e.contains("`allow_groups` names group \"no-such-group-xyz\""),
+            "{e}"
+        );
+        let e = err(&format!("allow_uids = [-1]\n{GOOD}"));
+        assert!(e.contains("allow_uids"), "{e}");
+        let e = err(&format!("max_leases_per_uid = 0\n{GOOD}"));
+        assert!(
+            e.contains("`max_leases_per_uid` is 0; write a number from 1"),
+            "{e}"
+        );
+        let e = err(&format!("client_timeout = \"0s\"\n{GOOD}"));
+        assert!(e.contains("`client_timeout` is 0s"), "{e}");
+        let e = err(&format!("{GOOD}confirm_exec = false\n"));
+        assert!(
+            e.contains("`profiles.admin.confirm_exec` only applies with confirm = true"),
+            "{e}"
+        );
+        let c = parse(
+            Path::new("/etc/mx/config.toml"),
+            &format!("{GOOD}confirm = true\nconfirm_exec = false\n"),
+        )
+        .expect("valid");
+        assert!(c.profiles["admin"].confirm && !c.profiles["admin"].confirm_exec);
     }
 }

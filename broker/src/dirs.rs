@@ -18,30 +18,33 @@ pub struct DirError {
     pub problem: String,
 }
 
-/// Resolves the state directory (see the module docs).
+/// Resolves the state directory (see the module docs; the rule itself lives
+/// in `mxtoken_proto` so `mxtoken audit` finds the same directory).
 pub fn state_dir(explicit: Option<&Path>) -> PathBuf {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(p) = explicit {
-        return p.to_path_buf();
-    }
-    if let Some(p) = env("MXTOKEN_STATE_DIR") {
-        return p;
-    }
-    if let Some(p) = env("XDG_STATE_HOME") {
-        return p.join("mxtoken");
-    }
-    env("HOME")
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".local/state/mxtoken")
+    let env = |k: &str| std::env::var(k).ok();
+    mxtoken_proto::resolve_state_dir(&mxtoken_proto::StateLookup {
+        explicit: explicit.map(Path::to_path_buf),
+        env_state_dir: env("MXTOKEN_STATE_DIR"),
+        xdg_state_home: env("XDG_STATE_HOME"),
+        home: env("HOME"),
+    })
 }
 
 /// Creates `dir` with mode 0700 if missing; refuses one that is not ours or
 /// that group or others can use.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), DirError> {
+    ensure_dir(dir, false)
+}
+
+/// Like [`ensure_private_dir`], but with `shared` (the config allows other
+/// uids or groups) group and others may *search* the directory (mode 0711),
+/// so they can reach the socket; they still may not list it or create,
+/// replace or remove anything in it.
+pub fn ensure_socket_dir(dir: &Path, shared: bool) -> Result<(), DirError> {
+    ensure_dir(dir, shared)
+}
+
+fn ensure_dir(dir: &Path, shared: bool) -> Result<(), DirError> {
     let err = |problem: String| DirError {
         path: dir.to_path_buf(),
         problem,
@@ -61,9 +64,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), DirError> {
             meta.uid()
         )));
     }
-    if meta.mode() & 0o077 != 0 {
+    let forbidden = if shared { 0o066 } else { 0o077 };
+    if meta.mode() & forbidden != 0 {
+        let fix = if shared { "711" } else { "700" };
         return Err(err(format!(
-            "is accessible by group or others (mode {:o}); run `chmod 700 {}`",
+            "is accessible by group or others (mode {:o}); run `chmod {fix} {}`",
             meta.mode() & 0o777,
             dir.display()
         )));

@@ -149,3 +149,55 @@ fn process_alive(pid: u32) -> bool {
         None => false,
     }
 }
+
+/// The executable of a running process (`/proc/PID/exe`), for the audit
+/// record. `None` when the OS does not say (process gone, not Linux).
+pub fn process_exe(pid: u32) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// The supplementary groups of a running process (`Groups:` in
+/// `/proc/PID/status`); empty when unknown. The primary gid comes from the
+/// socket's peer credentials.
+pub fn process_groups(pid: u32) -> Vec<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                    g.split_whitespace()
+                        .filter_map(|n| n.parse().ok())
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        Vec::new()
+    }
+}
+
+/// The gid of group `name` from `/etc/group`. (NSS sources such as LDAP are
+/// not consulted; write such groups as numeric gids.)
+pub fn group_id(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next() == Some(name))
+            .then(|| f.nth(1).and_then(|gid| gid.parse().ok()))
+            .flatten()
+    })
+}

@@ -5,9 +5,12 @@
 //! `retry_after_ms`. Its journal `begin` record stays unresolved until it
 //! succeeds, so a broker restart continues it through recovery.
 
+use crate::audit::AuditLog;
 use crate::homeserver::{Homeserver, HsError};
 use crate::journal::Journal;
-use mxtoken_proto::{AccessToken, PendingRevocation, Revocation, Timestamp};
+use mxtoken_proto::{
+    AccessToken, AuditEvent, AuditRecord, PendingRevocation, Revocation, Timestamp,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -31,6 +34,7 @@ struct Pending {
 pub struct Revoker {
     pending: Arc<Mutex<HashMap<String, Pending>>>,
     journal: Arc<Journal>,
+    audit: Arc<AuditLog>,
 }
 
 /// Calls `/logout` with the token. A token the server does not know is as
@@ -62,7 +66,15 @@ impl Revoker {
         Self {
             pending: Arc::default(),
             journal,
+            audit: Arc::new(AuditLog::disabled()),
         }
+    }
+
+    /// Records revocations that succeed only after retrying in `audit` (the
+    /// first attempt's outcome is recorded by the broker).
+    pub fn with_audit(mut self, audit: Arc<AuditLog>) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// Revokes `token` now; on failure keeps retrying in the background and
@@ -121,10 +133,18 @@ impl Revoker {
             tokio::time::sleep(jitter(wait)).await;
             match logout(&hs, &token).await {
                 Ok(()) => {
-                    self.lock().remove(&lease_id);
+                    let done = self.lock().remove(&lease_id);
                     if ends_lease {
                         self.journal.end(&lease_id);
                     }
+                    let mut r = AuditRecord::new(
+                        Timestamp::from_system_time(SystemTime::now()),
+                        AuditEvent::Revoked,
+                    );
+                    r.lease_id = Some(lease_id.clone());
+                    r.profile = done.as_ref().map(|p| p.profile.clone());
+                    r.detail = done.map(|p| format!("after {} failed attempts", p.attempts));
+                    self.audit.record(&r);
                     tracing::info!(lease = %lease_id, "revocation succeeded after retrying");
                     return;
                 }

@@ -4,36 +4,68 @@
 //! activation can hand in their own.
 
 use crate::broker::{Broker, Peer};
+use crate::config::AccessPolicy;
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use mxtoken_proto::{
-    API_PREFIX, ApiError, CheckRequest, CreateLease, ErrorCode, LeaseList, Lock, MAX_BODY_BYTES,
-    PROTOCOL_VERSION, RenewLease, SweepRequest, Unlock, VERSION_HEADER,
+    API_PREFIX, ApiError, CheckRequest, ConfirmDecision, CreateLease, ErrorCode, LeaseList, Lock,
+    MAX_BODY_BYTES, PROTOCOL_VERSION, RenewLease, SweepRequest, Unlock, VERSION_HEADER,
 };
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::Semaphore;
 
-/// Limits on the socket server.
+/// Limits on the socket server, and who may use it.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
     /// Connections served at once; more wait in the accept queue.
     pub max_connections: usize,
-    /// Time a client has to send a request's headers.
-    pub header_timeout: Duration,
+    /// Time a client has to send a request's headers, and then again its body;
+    /// a slower client (slowloris) is dropped.
+    pub client_timeout: Duration,
+    /// Uids and groups served besides the broker's own uid.
+    pub access: AccessPolicy,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
+        let limits = crate::config::Limits::default();
         Self {
-            max_connections: 1024,
-            header_timeout: Duration::from_secs(10),
+            max_connections: limits.max_connections,
+            client_timeout: limits.client_timeout,
+            access: AccessPolicy::default(),
         }
     }
+}
+
+type Body = BoxBody<Bytes, std::convert::Infallible>;
+
+/// Reads the peer's credentials, and its executable for the audit log.
+fn peer_of(stream: &tokio::net::UnixStream) -> std::io::Result<(Peer, u32)> {
+    let c = stream.peer_cred()?;
+    let pid = c.pid().and_then(|p| u32::try_from(p).ok());
+    let peer = Peer {
+        uid: c.uid(),
+        pid,
+        exe: pid.and_then(crate::platform::process_exe),
+    };
+    Ok((peer, c.gid()))
+}
+
+fn allowed(access: &AccessPolicy, own_uid: u32, peer: &Peer, gid: u32) -> bool {
+    if access.allows(own_uid, peer.uid, &[gid]) {
+        return true;
+    }
+    // Supplementary groups only matter when groups are allowed at all.
+    !access.allow_gids.is_empty()
+        && peer.pid.is_some_and(|pid| {
+            access.allows(own_uid, peer.uid, &crate::platform::process_groups(pid))
+        })
 }
 
 /// Serves the API until `shutdown` resolves; then stops accepting. In-flight
@@ -62,43 +94,35 @@ pub async fn run(
                 }
             },
         };
-        let peer = match stream.peer_cred() {
-            Ok(c) => Peer {
-                uid: c.uid(),
-                pid: c.pid().and_then(|p| u32::try_from(p).ok()),
-            },
+        let (peer, gid) = match peer_of(&stream) {
+            Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read peer credentials; dropping connection");
                 continue;
             }
         };
-        let allowed = peer.uid == own_uid;
+        let allowed = allowed(&limits.access, own_uid, &peer, gid);
         if !allowed {
-            tracing::warn!(peer_uid = peer.uid, peer_pid = ?peer.pid, "refused a connection from another user");
+            tracing::warn!(peer_uid = peer.uid, peer_pid = ?peer.pid, peer_exe = ?peer.exe, "refused a connection from a user this broker does not serve");
+            broker.audit_refused(&peer, None, None, &not_allowed());
         }
         let broker = broker.clone();
-        let header_timeout = limits.header_timeout;
+        let client_timeout = limits.client_timeout;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let broker = broker.clone();
+                let (broker, peer) = (broker.clone(), peer.clone());
                 async move {
                     let resp = if allowed {
-                        route(&broker, peer, req).await
+                        route(&broker, peer, req, client_timeout).await
                     } else {
-                        error_response(
-                            StatusCode::FORBIDDEN,
-                            &ApiError::new(
-                                ErrorCode::Forbidden,
-                                "this broker serves only its owner's uid",
-                            ),
-                        )
+                        error_response(StatusCode::FORBIDDEN, &not_allowed())
                     };
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
+                .header_read_timeout(client_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -108,7 +132,19 @@ pub async fn run(
     }
 }
 
-async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<Full<Bytes>> {
+fn not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::Forbidden,
+        "this broker does not serve your uid; its owner can add it to allow_uids (or your group to allow_groups) in the broker's config",
+    )
+}
+
+async fn route(
+    broker: &Broker,
+    peer: Peer,
+    req: Request<Incoming>,
+    body_timeout: Duration,
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let Some(rest) = path
         .strip_prefix(API_PREFIX)
@@ -136,7 +172,7 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
             },
         ),
         (Method::POST, "/leases") => {
-            let body: CreateLease = match read_json(req).await {
+            let body: CreateLease = match read_json(req, body_timeout).await {
                 Ok(b) => b,
                 Err(resp) => return resp,
             };
@@ -156,7 +192,7 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
             }
         }
         (Method::POST, "/check") => {
-            let body: CheckRequest = match read_json(req).await {
+            let body: CheckRequest = match read_json(req, body_timeout).await {
                 Ok(b) => b,
                 Err(resp) => return resp,
             };
@@ -172,7 +208,7 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
                 .trim_start_matches("/leases/")
                 .trim_end_matches("/renew")
                 .to_owned();
-            let body: RenewLease = match read_json(req).await {
+            let body: RenewLease = match read_json(req, body_timeout).await {
                 Ok(b) => b,
                 Err(resp) => return resp,
             };
@@ -184,7 +220,7 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
             }
         }
         (Method::POST, "/sweep") => {
-            let body: SweepRequest = match read_json(req).await {
+            let body: SweepRequest = match read_json(req, body_timeout).await {
                 Ok(b) => b,
                 Err(resp) => return resp,
             };
@@ -202,7 +238,7 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
         (Method::DELETE, r) if r.starts_with("/leases/") => {
             let id = r.trim_start_matches("/leases/").to_owned();
             let broker = broker.clone();
-            match tokio::spawn(async move { broker.release(peer, &id).await }).await {
+            match tokio::spawn(async move { broker.release(&peer, &id).await }).await {
                 Ok(Ok(released)) => json_response(StatusCode::OK, &released),
                 Ok(Err(e)) => api_error(&e),
                 Err(_) => error_response(
@@ -215,7 +251,7 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
             }
         }
         (Method::POST, "/lock") => {
-            let body: Lock = match read_json(req).await {
+            let body: Lock = match read_json(req, body_timeout).await {
                 Ok(b) => b,
                 Err(resp) => return resp,
             };
@@ -226,7 +262,7 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
         }
         (Method::POST, r) if unlock_target(r).is_some() => {
             let name = unlock_target(r).unwrap_or_default().to_owned();
-            let body: Unlock = match read_json(req).await {
+            let body: Unlock = match read_json(req, body_timeout).await {
                 Ok(b) => b,
                 Err(resp) => return resp,
             };
@@ -236,6 +272,39 @@ async fn route(broker: &Broker, peer: Peer, req: Request<Incoming>) -> Response<
                 Err(e) => api_error(&e),
             }
         }
+        (Method::GET, "/confirm") if peer.uid == crate::platform::current_uid() => {
+            let rx = broker.confirmer().subscribe();
+            let mut resp = Response::new(ChannelBody(rx).boxed());
+            set_headers(&mut resp, "application/x-ndjson");
+            resp
+        }
+        (Method::POST, r) if r.starts_with("/confirm/") => {
+            if peer.uid != crate::platform::current_uid() {
+                return error_response(
+                    StatusCode::FORBIDDEN,
+                    &ApiError::new(
+                        ErrorCode::Forbidden,
+                        "only the broker's owner may confirm leases",
+                    ),
+                );
+            }
+            let id = r.trim_start_matches("/confirm/").to_owned();
+            let body: ConfirmDecision = match read_json(req, body_timeout).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            match broker.confirmer().decide(&id, body.approve) {
+                Ok(()) => json_response(StatusCode::OK, &body),
+                Err(e) => api_error(&e),
+            }
+        }
+        (Method::GET, "/confirm") => error_response(
+            StatusCode::FORBIDDEN,
+            &ApiError::new(
+                ErrorCode::Forbidden,
+                "only the broker's owner may confirm leases",
+            ),
+        ),
         (m, r) => error_response(
             StatusCode::NOT_FOUND,
             &ApiError::new(
@@ -253,13 +322,46 @@ fn unlock_target(rest: &str) -> Option<&str> {
         .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
+/// The body of a streamed answer (`GET /v1/confirm`): whatever the sender
+/// side writes, until it is dropped.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
 async fn read_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
-) -> Result<T, Response<Full<Bytes>>> {
-    let bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
+    timeout: Duration,
+) -> Result<T, Response<Body>> {
+    let collected = tokio::time::timeout(
+        timeout,
+        Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
+    )
+    .await
+    .map_err(|_| {
+        error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "the request body did not arrive within {}",
+                    humantime::format_duration(timeout)
+                ),
+            ),
+        )
+    })?;
+    let bytes = match collected {
         Ok(c) => c.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -307,37 +409,41 @@ fn status_for(code: ErrorCode) -> StatusCode {
     }
 }
 
-fn internal(message: &str) -> Response<Full<Bytes>> {
+fn internal(message: &str) -> Response<Body> {
     error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         &ApiError::new(ErrorCode::Internal, message),
     )
 }
 
-fn api_error(e: &ApiError) -> Response<Full<Bytes>> {
+fn api_error(e: &ApiError) -> Response<Body> {
     error_response(status_for(e.code), e)
 }
 
-fn error_response(status: StatusCode, e: &ApiError) -> Response<Full<Bytes>> {
+fn error_response(status: StatusCode, e: &ApiError) -> Response<Body> {
     json_response(status, e)
 }
 
-fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| {
         br#"{"code":"internal","message":"could not encode the response"}"#.to_vec()
     });
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
     *resp.status_mut() = status;
+    set_headers(&mut resp, "application/json");
+    resp
+}
+
+fn set_headers(resp: &mut Response<Body>, content_type: &'static str) {
     let headers = resp.headers_mut();
     headers.insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        hyper::header::HeaderValue::from_static(content_type),
     );
     headers.insert(
         VERSION_HEADER,
         hyper::header::HeaderValue::from(PROTOCOL_VERSION),
     );
-    resp
 }
 
 #[cfg(test)]

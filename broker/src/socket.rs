@@ -31,7 +31,9 @@ pub enum BindError {
 }
 
 /// Binds a listening Unix socket at `path` (mode 0600, directory 0700).
-pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
+/// With `shared` (allow lists configured) the socket is 0666 and the
+/// directory may be 0711: the peer-credential check is then the fence.
+pub fn bind(path: &Path, shared: bool) -> Result<tokio::net::UnixListener, BindError> {
     let io_err = |error| BindError::Io {
         path: path.to_path_buf(),
         error,
@@ -40,7 +42,7 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    crate::dirs::ensure_private_dir(dir)?;
+    crate::dirs::ensure_socket_dir(dir, shared)?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
         if !meta.file_type().is_socket() {
@@ -55,7 +57,8 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
         }
     }
     let std_listener = std::os::unix::net::UnixListener::bind(path).map_err(io_err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+    let mode = if shared { 0o666 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
     std_listener.set_nonblocking(true).map_err(io_err)?;
     tokio::net::UnixListener::from_std(std_listener).map_err(io_err)
 }

@@ -6,9 +6,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use mxtoken_proto::{
-    API_PREFIX, ApiError, CheckReport, CheckRequest, CreateLease, LeaseGranted, LeaseList, Lock,
-    LockState, PROTOCOL_VERSION, Released, RenewLease, Renewed, Status, SweepReport, SweepRequest,
-    Unlock, VERSION_HEADER,
+    API_PREFIX, ApiError, CheckReport, CheckRequest, ConfirmDecision, ConfirmRequest, CreateLease,
+    LeaseGranted, LeaseList, Lock, LockState, PROTOCOL_VERSION, Released, RenewLease, Renewed,
+    Status, SweepReport, SweepRequest, Unlock, VERSION_HEADER,
 };
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -102,12 +102,69 @@ impl BrokerClient {
         .await
     }
 
+    /// `GET /v1/confirm`: the stream of leases waiting for approval.
+    pub async fn confirm_stream(&self) -> Result<ConfirmStream, ClientError> {
+        let resp = self.send(Method::GET, "/confirm", None).await?;
+        if !resp.status().is_success() {
+            return Err(self.error_of(resp).await);
+        }
+        Ok(ConfirmStream {
+            body: resp.into_body(),
+            buf: Vec::new(),
+            socket: self.socket.clone(),
+        })
+    }
+
+    /// `POST /v1/confirm/{id}`.
+    pub async fn decide(&self, id: &str, approve: bool) -> Result<ConfirmDecision, ClientError> {
+        let body = serde_json::to_vec(&ConfirmDecision { approve })
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        self.call(Method::POST, &format!("/confirm/{id}"), Some(body))
+            .await
+    }
+
+    fn broken(&self, what: &str) -> ClientError {
+        ClientError::Protocol(format!("the broker at {} {what}", self.socket.display()))
+    }
+
+    async fn error_of(&self, resp: hyper::Response<hyper::body::Incoming>) -> ClientError {
+        let status = resp.status();
+        let Ok(bytes) = resp.into_body().collect().await.map(|c| c.to_bytes()) else {
+            return self.broken("broke off its answer");
+        };
+        match serde_json::from_slice::<ApiError>(&bytes) {
+            Ok(err) => ClientError::Api(err),
+            Err(_) => self.broken(&format!("answered {status} without an error body")),
+        }
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         route: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, ClientError> {
+        let resp = self.send(method, route, body).await?;
+        if !resp.status().is_success() {
+            return Err(self.error_of(resp).await);
+        }
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| self.broken("broke off its answer"))?
+            .to_bytes();
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.broken(&format!("sent an answer this mxtoken cannot read ({e})")))
+    }
+
+    /// Sends one request and checks the answer's protocol version.
+    async fn send(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|e| match e.kind() {
@@ -158,20 +215,44 @@ impl BrokerClient {
                 ));
             }
         }
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|_| broken("broke off its answer"))?
-            .to_bytes();
-        if status.is_success() {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| broken(&format!("sent an answer this mxtoken cannot read ({e})")))
-        } else {
-            let err: ApiError = serde_json::from_slice(&bytes)
-                .map_err(|_| broken(&format!("answered {status} without an error body")))?;
-            Err(ClientError::Api(err))
+        Ok(resp)
+    }
+}
+
+/// The open `GET /v1/confirm` answer: one [`ConfirmRequest`] per JSON line.
+#[derive(Debug)]
+pub struct ConfirmStream {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+    socket: PathBuf,
+}
+
+impl ConfirmStream {
+    /// The next request waiting for approval; `None` when the broker hangs up.
+    pub async fn next(&mut self) -> Result<Option<ConfirmRequest>, ClientError> {
+        loop {
+            while let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                let line = line.trim_ascii();
+                if line.is_empty() {
+                    continue; // heartbeat
+                }
+                return serde_json::from_slice(line).map(Some).map_err(|e| {
+                    ClientError::Protocol(format!(
+                        "the broker at {} sent a confirmation request this mxtoken cannot read ({e})",
+                        self.socket.display()
+                    ))
+                });
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(_)) => return Ok(None),
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
         }
     }
 }

@@ -82,6 +82,24 @@ pub enum Command {
     Init(crate::init::InitArgs),
     /// Migrate a profile from a plaintext env file (MATRIX_HOMESERVER_URL, MATRIX_ADMIN_USER, MATRIX_ADMIN_PASSWORD).
     Import(crate::import::ImportArgs),
+    /// Show the audit log: every lease created, ended, revoked or refused.
+    Audit(AuditArgs),
+    /// Wait for leases of `confirm = true` profiles and approve or deny each.
+    Confirm,
+}
+
+/// `mxtoken audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only events since this long ago (`1h`, `2d`) or since this time (`2026-12-03T16:00:00Z`).
+    #[arg(long, value_name = "D")]
+    pub since: Option<String>,
+    /// Print the log's JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The broker's state directory [default: $MXTOKEN_STATE_DIR, else $XDG_STATE_HOME/mxtoken, else ~/.local/state/mxtoken]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Options shared by every command that takes a lease.

@@ -67,20 +67,33 @@ pub async fn leases(client: &BrokerClient, json: bool) -> Result<String, ClientE
         return Ok("no live leases\n".into());
     }
     let mut out = format!(
-        "{:<22} {:<12} {:<10} {:<30} {}\n",
-        "LEASE", "PROFILE", "EXPIRES", "USER", "PURPOSE"
+        "{:<22} {:<12} {:<10} {:<30} {:<24} {}\n",
+        "LEASE", "PROFILE", "EXPIRES", "USER", "REQUESTED BY", "PURPOSE"
     );
     for l in &list.leases {
         out.push_str(&format!(
-            "{:<22} {:<12} {:<10} {:<30} {}\n",
+            "{:<22} {:<12} {:<10} {:<30} {:<24} {}\n",
             l.id,
             l.profile,
             time_left(l),
             l.user_id,
+            requester(l),
             l.purpose.as_deref().unwrap_or("")
         ));
     }
     Ok(out)
+}
+
+/// `uid 1000 pid 42 /usr/bin/python3`: who asked for a lease.
+fn requester(l: &LeaseInfo) -> String {
+    let mut s = format!("uid {}", l.peer_uid);
+    if let Some(pid) = l.peer_pid {
+        s.push_str(&format!(" pid {pid}"));
+    }
+    if let Some(exe) = &l.peer_exe {
+        s.push_str(&format!(" {exe}"));
+    }
+    s
 }
 
 fn time_left(l: &LeaseInfo) -> String {

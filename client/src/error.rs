@@ -8,7 +8,7 @@ use std::time::Duration;
 pub mod exit {
     /// Something unexpected failed.
     pub const FAILURE: u8 = 1;
-    /// Bad command-line usage (clap's code).
+    /// Bad command-line usage (clap's code; also a bad `audit --since`).
     pub const USAGE: u8 = 2;
     /// The broker refused the request as invalid (TTL, profile, lease id, pid).
     pub const INVALID: u8 = 65;
@@ -20,11 +20,13 @@ pub mod exit {
     pub const BROKER_FAILED: u8 = 70;
     /// The homeserver could not be reached or gave a broken answer.
     pub const HOMESERVER: u8 = 74;
-    /// The homeserver is rate-limiting; try again later (or `--wait`).
+    /// The homeserver is rate-limiting (try again later, or `--wait`), or the
+    /// uid holds `max_leases_per_uid` leases already.
     pub const RATE_LIMITED: u8 = 75;
     /// The broker speaks another protocol version.
     pub const PROTOCOL: u8 = 76;
-    /// Refused: wrong password or passphrase, not an admin, or not allowed on this broker.
+    /// Refused: wrong password or passphrase, not an admin, not allowed on
+    /// this broker, or a lease of a `confirm = true` profile not confirmed.
     pub const REFUSED: u8 = 77;
     /// The profile is locked: run `mxtoken unlock`.
     pub const LOCKED: u8 = 80;
@@ -68,6 +70,9 @@ pub enum ClientError {
     /// Bad input to `init`/`import` (a malformed env file, a bad URL).
     #[error("{0}")]
     Invalid(String),
+    /// A command-line value that clap cannot check (e.g. `--since`).
+    #[error("{0}")]
+    Usage(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -100,6 +105,7 @@ impl ClientError {
             }
             ClientError::SocketAccess { .. } => exit::NO_BROKER,
             ClientError::Protocol(_) => exit::PROTOCOL,
+            ClientError::Usage(_) => exit::USAGE,
             ClientError::Other(_) => exit::FAILURE,
             ClientError::Homeserver { kind, .. } => match kind {
                 HomeserverFailure::UnknownUser => exit::UNKNOWN_USER,

@@ -1,8 +1,10 @@
 //! `mxtoken`, the client of the mxtokend broker.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod confirm;
 pub mod devices;
 pub mod error;
 pub mod exec;
@@ -70,6 +72,8 @@ pub fn main() -> ExitCode {
         // Not in the runtime: the keyring may start its own.
         Command::Init(args) => return init::run(args),
         Command::Import(args) => return import::run(args),
+        Command::Audit(args) => audit::show(&args),
+        Command::Confirm => rt.block_on(confirm::run(&client)),
     };
     match printed {
         Ok(text) => {

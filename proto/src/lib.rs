@@ -7,14 +7,19 @@
 //! This crate does no I/O: socket-path resolution takes the environment as a
 //! function so it can be tested without touching the process.
 
+mod audit;
 mod error;
 mod paths;
 mod time;
 mod token;
 mod wire;
 
+pub use audit::{AUDIT_LOG_FILE, AuditEvent, AuditRecord};
 pub use error::{ApiError, ErrorCode};
-pub use paths::{ConfigLookup, SocketLookup, resolve_config_path, resolve_socket_path};
+pub use paths::{
+    ConfigLookup, SocketLookup, StateLookup, resolve_config_path, resolve_socket_path,
+    resolve_state_dir,
+};
 pub use time::Timestamp;
 pub use token::{AccessToken, Passphrase};
 pub use wire::*;

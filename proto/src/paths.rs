@@ -67,6 +67,39 @@ pub fn resolve_config_path(lookup: &ConfigLookup) -> PathBuf {
     base.join("mxtoken").join("config.toml")
 }
 
+/// The inputs of state-directory resolution (journal, audit log). Lookup
+/// order, first hit wins: `--state-dir`, `$MXTOKEN_STATE_DIR`,
+/// `$XDG_STATE_HOME/mxtoken`, `$HOME/.local/state/mxtoken`, `./.local/state/mxtoken`.
+#[derive(Debug, Clone, Default)]
+pub struct StateLookup {
+    /// A directory given on the command line.
+    pub explicit: Option<PathBuf>,
+    /// The value of `$MXTOKEN_STATE_DIR`.
+    pub env_state_dir: Option<String>,
+    /// The value of `$XDG_STATE_HOME`.
+    pub xdg_state_home: Option<String>,
+    /// The value of `$HOME`.
+    pub home: Option<String>,
+}
+
+/// Resolves the state directory; see [`StateLookup`] for the order. Empty
+/// environment values count as unset.
+pub fn resolve_state_dir(lookup: &StateLookup) -> PathBuf {
+    let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(PathBuf::from);
+    if let Some(p) = &lookup.explicit {
+        return p.clone();
+    }
+    if let Some(p) = non_empty(&lookup.env_state_dir) {
+        return p;
+    }
+    if let Some(p) = non_empty(&lookup.xdg_state_home) {
+        return p.join("mxtoken");
+    }
+    non_empty(&lookup.home)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".local/state/mxtoken")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,8 @@
 //! | `POST /v1/check`              | [`CheckRequest`]     | [`CheckReport`] |
 //! | `POST /v1/profiles/{name}/unlock` | [`Unlock`]       | [`LockState`]   |
 //! | `POST /v1/lock`               | [`Lock`]             | [`LockState`]   |
-
+//! | `GET  /v1/confirm`            | —                    | a stream of [`ConfirmRequest`] JSON lines (blank lines are heartbeats) |
+//! | `POST /v1/confirm/{id}`       | [`ConfirmDecision`]  | [`ConfirmDecision`] |
 //!
 //! Requests reject unknown fields so a typo is an error, not a silent default.
 
@@ -92,6 +93,10 @@ pub struct LeaseInfo {
     /// The process whose exit ends the lease, if bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_pid: Option<u32>,
+    /// The executable of the process that asked (`/proc/PID/exe` on Linux),
+    /// when the OS tells it. Absent from brokers before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_exe: Option<String>,
 }
 
 /// `201` answer to [`CreateLease`]: the only message that ever carries the token.
@@ -348,6 +353,39 @@ pub struct ProfileLock {
     pub locked: bool,
 }
 
+/// A lease waiting for the user's approval, as `mxtoken confirm` is shown it
+/// (one JSON line of the `GET /v1/confirm` stream).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmRequest {
+    /// Id to answer with `POST /v1/confirm/{id}`.
+    pub id: String,
+    /// The profile asked for.
+    pub profile: String,
+    /// The requester's purpose text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// Whether the lease is bound to the asking client (what `mxtoken exec` asks).
+    pub bound_to_client: bool,
+    /// Uid of the requesting process.
+    pub peer_uid: u32,
+    /// Pid of the requesting process, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_pid: Option<u32>,
+    /// Executable of the requesting process, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_exe: Option<String>,
+    /// The lease's lifetime if approved, in seconds.
+    pub ttl_secs: u64,
+}
+
+/// `POST /v1/confirm/{id}`: the user's answer (echoed back on success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmDecision {
+    /// True to grant the lease, false to refuse it.
+    pub approve: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +405,7 @@ mod tests {
             peer_uid: 1000,
             peer_pid: Some(42),
             bound_pid: None,
+            peer_exe: Some("/usr/bin/mxtoken".into()),
         }
     }
 

@@ -7,6 +7,8 @@ mod test_devices;
 mod test_env_get;
 mod test_exec;
 mod test_faults;
+mod test_leaks;
 mod test_mint;
 mod test_recovery;
+mod test_security;
 mod test_sources;

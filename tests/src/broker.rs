@@ -127,6 +127,18 @@ impl BrokerEnv {
         self.extra_env.push((key.into(), value.into()));
     }
 
+    /// Puts top-level `lines` (e.g. `allow_uids = [65534]`) at the head of
+    /// the config, where TOML wants keys outside tables.
+    pub fn prepend_config(&self, lines: &str) {
+        let text = std::fs::read_to_string(self.config_path()).expect("read config");
+        self.write_config(&format!("{lines}\n{text}"));
+    }
+
+    /// The broker's audit log.
+    pub fn audit_log(&self) -> String {
+        std::fs::read_to_string(self.state_dir().join("audit.log")).unwrap_or_default()
+    }
+
     /// Replaces the config file.
     pub fn write_config(&self, text: &str) {
         std::fs::write(self.config_path(), text).expect("write config");

@@ -12,6 +12,7 @@ pub mod devices;
 pub mod matrix;
 pub mod poll;
 pub mod proxy;
+pub mod raw;
 pub mod secret_service;
 
 pub mod synapse;

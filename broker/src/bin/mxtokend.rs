@@ -4,7 +4,11 @@ use anyhow::Context;
 use clap::Parser;
 use mxtoken_broker::journal::Journal;
 use mxtoken_broker::{
-    broker::Broker, config, dirs, homeserver::Homeserver, mint::Minter, password::PasswordHolder,
+    broker::{Broker, BrokerOptions},
+    config, dirs,
+    homeserver::Homeserver,
+    mint::Minter,
+    password::PasswordHolder,
     platform, server, socket,
 };
 use std::path::PathBuf;
@@ -142,7 +146,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = match socket::bind(&socket_path) {
+        let listener = match socket::bind(&socket_path, !cfg.access.is_owner_only()) {
             Err(e @ socket::BindError::AlreadyRunning(_)) => return Err(StartError::AlreadyRunning(e.to_string()).into()),
             other => other?,
         };
@@ -161,14 +165,28 @@ fn run(args: Args) -> anyhow::Result<()> {
         // Compact: keep only what is unresolved, then recover it before the
         // first lease (recovery may log the minter out everywhere).
         let journal = Journal::rewrite(&journal_path, replay.unresolved.values().cloned())?;
-        let broker = Broker::new(cfg.default_profile.clone(), minters, journal);
+        let audit = std::sync::Arc::new(mxtoken_broker::audit::AuditLog::open(&state_dir)?);
+        let options = BrokerOptions {
+            max_leases_per_uid: cfg.limits.max_leases_per_uid,
+            confirm_timeout: cfg.limits.confirm_timeout,
+            audit,
+        };
+        let broker = Broker::with_options(cfg.default_profile.clone(), minters, journal, options);
         if !replay.unresolved.is_empty() {
             tracing::info!(leases = replay.unresolved.len(), "recovering leases left by the previous run");
         }
         broker.recover(replay.unresolved.into_values()).await;
         tracing::info!(socket = %socket_path.display(), config = %config_path.display(), state = %state_dir.display(), "mxtokend ready");
         broker.start_idle_locks();
-        server::run(listener, broker.clone(), server::ServerLimits::default(), shutdown_signal()).await;
+        if !cfg.access.is_owner_only() {
+            tracing::info!(allow_uids = ?cfg.access.allow_uids, allow_gids = ?cfg.access.allow_gids, "serving other users too (allow_uids / allow_groups)");
+        }
+        let limits = server::ServerLimits {
+            max_connections: cfg.limits.max_connections,
+            client_timeout: cfg.limits.client_timeout,
+            access: cfg.access.clone(),
+        };
+        server::run(listener, broker.clone(), limits, shutdown_signal()).await;
         let unconfirmed = broker.shutdown().await;
         tracing::info!("mxtokend stopped");
         if unconfirmed > 0 {

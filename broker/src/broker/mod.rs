@@ -9,15 +9,17 @@
 mod housekeeping;
 mod renew;
 
+use crate::audit::AuditLog;
+use crate::confirm::Confirmer;
 use crate::homeserver::HsError;
 use crate::journal::{Journal, LeaseRecord};
 use crate::mint::Minter;
 use crate::platform::ExitWatch;
 use crate::revoke::{Revoker, Target};
 use mxtoken_proto::{
-    AccessToken, ApiError, CreateLease, ErrorCode, LeaseGranted, LeaseInfo, LockState, MintKind,
-    PROTOCOL_VERSION, ProfileLock, ProfileStatus, Recovered, Released, Revocation, Status,
-    Timestamp,
+    AccessToken, ApiError, AuditEvent, AuditRecord, ConfirmRequest, CreateLease, ErrorCode,
+    LeaseGranted, LeaseInfo, LockState, MintKind, PROTOCOL_VERSION, ProfileLock, ProfileStatus,
+    Recovered, Released, Revocation, Status, Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,12 +27,36 @@ use std::time::{Duration, SystemTime};
 use tokio::task::AbortHandle;
 
 /// Who is asking, from the socket's peer credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// The peer's uid.
     pub uid: u32,
     /// The peer's pid, when the OS tells it.
     pub pid: Option<u32>,
+    /// The peer's executable (`/proc/PID/exe`), when the OS tells it.
+    pub exe: Option<String>,
+}
+
+/// Settings of the broker beyond its profiles.
+#[derive(Debug)]
+pub struct BrokerOptions {
+    /// Live leases one uid may hold.
+    pub max_leases_per_uid: usize,
+    /// How long a `confirm = true` lease waits for the user.
+    pub confirm_timeout: Duration,
+    /// Where lease events are recorded.
+    pub audit: Arc<AuditLog>,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        let limits = crate::config::Limits::default();
+        Self {
+            max_leases_per_uid: limits.max_leases_per_uid,
+            confirm_timeout: limits.confirm_timeout,
+            audit: Arc::new(AuditLog::disabled()),
+        }
+    }
 }
 
 /// Why a lease ended; for logs.
@@ -80,6 +106,8 @@ struct Inner {
     /// recovery may log the minter out everywhere.
     recovering: Mutex<BTreeSet<String>>,
     recovery: Mutex<Vec<Recovered>>,
+    options: BrokerOptions,
+    confirmer: Confirmer,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -100,6 +128,16 @@ const MAX_PURPOSE_CHARS: usize = 200;
 impl Broker {
     /// Builds the broker from one minter per profile and the open journal.
     pub fn new(default_profile: String, minters: Vec<Minter>, journal: Journal) -> Self {
+        Self::with_options(default_profile, minters, journal, BrokerOptions::default())
+    }
+
+    /// [`Broker::new`] with limits and an audit log.
+    pub fn with_options(
+        default_profile: String,
+        minters: Vec<Minter>,
+        journal: Journal,
+        options: BrokerOptions,
+    ) -> Self {
         let minters = minters
             .into_iter()
             .map(|m| (m.profile().name.clone(), m))
@@ -110,11 +148,13 @@ impl Broker {
                 default_profile,
                 minters,
                 leases: Mutex::new(HashMap::new()),
-                revoker: Revoker::new(journal.clone()),
+                revoker: Revoker::new(journal.clone()).with_audit(options.audit.clone()),
                 journal,
                 busy_devices: Mutex::default(),
                 recovering: Mutex::default(),
                 recovery: Mutex::default(),
+                options,
+                confirmer: Confirmer::default(),
             }),
         }
     }
@@ -125,6 +165,15 @@ impl Broker {
 
     fn minter(&self, name: Option<&str>) -> Result<&Minter, ApiError> {
         let name = name.unwrap_or(&self.inner.default_profile);
+        if !crate::config::valid_profile_name(name) {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "profile: {:?} is not a profile name; names use only letters, digits, '-' and '_'",
+                    truncate(name)
+                ),
+            ));
+        }
         self.inner.minters.get(name).ok_or_else(|| {
             let known = self
                 .inner
@@ -141,11 +190,62 @@ impl Broker {
     }
 
     /// Grants a lease: mints a token and arms its end (TTL, bound process).
+    /// Records `created` or `refused` in the audit log.
     pub async fn create_lease(
         &self,
         peer: Peer,
         req: CreateLease,
     ) -> Result<LeaseGranted, ApiError> {
+        let (profile, purpose) = (req.profile.clone(), req.purpose.clone());
+        let result = self.grant(&peer, req).await;
+        match &result {
+            Ok(g) => self.audit_lease(AuditEvent::Created, &g.lease, None),
+            Err(e) => {
+                let profile = profile.unwrap_or_else(|| self.inner.default_profile.clone());
+                self.audit_refused(&peer, Some(profile), purpose, e);
+            }
+        }
+        result
+    }
+
+    /// Records a refused request (or connection) in the audit log.
+    pub fn audit_refused(
+        &self,
+        peer: &Peer,
+        profile: Option<String>,
+        purpose: Option<String>,
+        why: &ApiError,
+    ) {
+        let mut r = AuditRecord::new(now(), AuditEvent::Refused);
+        r.profile = profile.map(|p| truncate(&p));
+        r.purpose = purpose.map(|p| truncate(&p));
+        r.peer_uid = Some(peer.uid);
+        r.peer_pid = peer.pid;
+        r.peer_exe.clone_from(&peer.exe);
+        r.detail = Some(why.message.clone());
+        self.inner.options.audit.record(&r);
+    }
+
+    fn audit_lease(&self, event: AuditEvent, l: &LeaseInfo, detail: Option<String>) {
+        let mut r = AuditRecord::new(now(), event);
+        r.lease_id = Some(l.id.clone());
+        r.profile = Some(l.profile.clone());
+        r.purpose.clone_from(&l.purpose);
+        r.peer_uid = Some(l.peer_uid);
+        r.peer_pid = l.peer_pid;
+        r.peer_exe.clone_from(&l.peer_exe);
+        r.created_at = Some(l.created_at);
+        r.expires_at = Some(l.expires_at);
+        r.detail = detail;
+        self.inner.options.audit.record(&r);
+    }
+
+    /// The `mxtoken confirm` side of confirm-on-issue.
+    pub fn confirmer(&self) -> &Confirmer {
+        &self.inner.confirmer
+    }
+
+    async fn grant(&self, peer: &Peer, req: CreateLease) -> Result<LeaseGranted, ApiError> {
         let minter = self.minter(req.profile.as_deref())?;
         let profile = minter.profile();
         if lock(&self.inner.recovering).contains(&profile.name) {
@@ -164,6 +264,37 @@ impl Broker {
             &profile.name,
         )?;
         let purpose = check_purpose(req.purpose)?;
+        let max = self.inner.options.max_leases_per_uid;
+        let held = self
+            .leases()
+            .values()
+            .filter(|l| l.info.peer_uid == peer.uid)
+            .count();
+        if held >= max {
+            return Err(ApiError::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "uid {} already holds {held} live leases (max_leases_per_uid = {max}); release some (`mxtoken leases` lists them) or raise max_leases_per_uid in the config",
+                    peer.uid
+                ),
+            ));
+        }
+        if profile.confirm && (profile.confirm_exec || !req.bind_to_client) {
+            let ask = ConfirmRequest {
+                id: String::new(),
+                profile: profile.name.clone(),
+                purpose: purpose.clone(),
+                bound_to_client: req.bind_to_client,
+                peer_uid: peer.uid,
+                peer_pid: peer.pid,
+                peer_exe: peer.exe.clone(),
+                ttl_secs: ttl.as_secs(),
+            };
+            self.inner
+                .confirmer
+                .ask(ask, self.inner.options.confirm_timeout)
+                .await?;
+        }
         let watches = self.bind_watches(peer, req.bind_to_client, req.bind_pid)?;
         let bound_pid = watches.first().map(ExitWatch::pid);
 
@@ -213,6 +344,7 @@ impl Broker {
             peer_uid: peer.uid,
             peer_pid: peer.pid,
             bound_pid,
+            peer_exe: peer.exe.clone(),
         };
         tracing::info!(
             lease = %id, profile = %info.profile, purpose = info.purpose.as_deref().unwrap_or(""),
@@ -245,7 +377,7 @@ impl Broker {
 
     fn bind_watches(
         &self,
-        peer: Peer,
+        peer: &Peer,
         to_client: bool,
         pid: Option<u32>,
     ) -> Result<Vec<ExitWatch>, ApiError> {
@@ -328,7 +460,7 @@ impl Broker {
     }
 
     /// Ends a lease now and revokes its token (`DELETE /v1/leases/{id}`).
-    pub async fn release(&self, peer: Peer, id: &str) -> Result<Released, ApiError> {
+    pub async fn release(&self, peer: &Peer, id: &str) -> Result<Released, ApiError> {
         {
             let leases = self.leases();
             let Some(lease) = leases.get(id) else {
@@ -370,11 +502,24 @@ impl Broker {
                 lease.token,
             )
             .await;
+        let ended = match reason {
+            EndReason::Released => AuditEvent::Released,
+            EndReason::Expired => AuditEvent::Expired,
+            EndReason::ProcessExited(_) => AuditEvent::ProcessExited,
+            EndReason::Shutdown => AuditEvent::Shutdown,
+        };
+        self.audit_lease(ended, &lease.info, Some(reason.to_string()));
         match outcome {
             Revocation::Revoked => {
+                self.audit_lease(AuditEvent::Revoked, &lease.info, None);
                 tracing::info!(lease = %id, reason = %reason, "lease ended; token revoked")
             }
             Revocation::Pending => {
+                self.audit_lease(
+                    AuditEvent::RevokeFailed,
+                    &lease.info,
+                    Some("the homeserver did not confirm; the broker keeps retrying".into()),
+                );
                 tracing::warn!(lease = %id, reason = %reason, "lease ended; revocation pending")
             }
         }
@@ -533,6 +678,15 @@ impl Drop for BusyDevice<'_> {
     }
 }
 
+fn now() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
+/// Client-chosen text cut to a length fit for a log line or an error.
+fn truncate(text: &str) -> String {
+    text.chars().take(MAX_PURPOSE_CHARS).collect()
+}
+
 /// The base URL as users write it: without the trailing slash we keep
 /// internally, so `$MATRIX_HOMESERVER_URL/_matrix/...` has no double slash.
 fn display_url(u: &url::Url) -> String {
@@ -553,7 +707,13 @@ pub fn parse_ttl(
             format!("ttl: {text:?} {why}; write a duration such as \"90s\" or \"5m\""),
         )
     };
-    let ttl = humantime::parse_duration(text.trim()).map_err(|_| bad("is not a duration"))?;
+    if text.trim_start().starts_with('-') {
+        return Err(bad("is negative"));
+    }
+    let ttl = humantime::parse_duration(text.trim()).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => bad("is too large"),
+        _ => bad("is not a duration"),
+    })?;
     if ttl.is_zero() {
         return Err(bad("is zero"));
     }
@@ -663,4 +823,25 @@ fn mint_error(e: &HsError, minter: &Minter) -> ApiError {
     };
     tracing::warn!(profile = %p.name, error = %e, "minting a token failed");
     ApiError::new(code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ttls_name_the_field_and_the_problem() {
+        let (d, max) = (Duration::from_secs(300), Duration::from_secs(3600));
+        let msg = |t: &str| parse_ttl(Some(t), d, max, "admin").expect_err(t).message;
+        assert!(msg("0s").starts_with("ttl: \"0s\" is zero;"));
+        assert!(msg("-5m").starts_with("ttl: \"-5m\" is negative;"));
+        assert!(msg("soon").starts_with("ttl: \"soon\" is not a duration;"));
+        assert!(msg("99999999999999999999999h").contains("is too large"));
+        assert!(msg("2h").starts_with("ttl: 2h is longer than profile \"admin\" allows"));
+        assert_eq!(parse_ttl(None, d, max, "admin").expect("default"), d);
+        assert_eq!(
+            parse_ttl(Some(" 90s "), d, max, "admin").expect("ok"),
+            Duration::from_secs(90)
+        );
+    }
 }
