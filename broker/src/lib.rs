@@ -4,7 +4,9 @@
 //!
 //! See ARCHITECTURE.md for the map of this crate.
 
+pub mod activation;
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod dirs;
 pub mod homeserver;

@@ -7,8 +7,8 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use mxtoken_proto::{
     API_PREFIX, ApiError, CheckReport, CheckRequest, CreateLease, LeaseGranted, LeaseList, Lock,
-    LockState, PROTOCOL_VERSION, Released, RenewLease, Renewed, Status, SweepReport, SweepRequest,
-    Unlock, VERSION_HEADER,
+    LockState, PROTOCOL_VERSION, Released, RenewLease, Renewed, Status, Stopped, SweepReport,
+    SweepRequest, Unlock, VERSION_HEADER,
 };
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -102,13 +102,28 @@ impl BrokerClient {
         .await
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        route: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<T, ClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
+    /// `POST /v1/shutdown`: ends every lease, then the broker exits.
+    pub async fn shutdown(&self) -> Result<Stopped, ClientError> {
+        self.call(Method::POST, "/shutdown", None).await
+    }
+
+    /// The pid of the process listening on the socket (from its peer
+    /// credentials), if it runs as our uid. Works whatever protocol it speaks.
+    pub async fn listener_pid(&self) -> Result<Option<u32>, ClientError> {
+        let stream = self.connect().await?;
+        let cred = stream.peer_cred().map_err(|e| ClientError::SocketAccess {
+            socket: self.socket.clone(),
+            source: e,
+        })?;
+        let mine = rustix::process::getuid().as_raw();
+        Ok(cred
+            .pid()
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|_| cred.uid() == mine))
+    }
+
+    async fn connect(&self) -> Result<tokio::net::UnixStream, ClientError> {
+        tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
@@ -120,7 +135,16 @@ impl BrokerClient {
                     socket: self.socket.clone(),
                     source: e,
                 },
-            })?;
+            })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let stream = self.connect().await?;
         let broken = |what: &str| {
             ClientError::Protocol(format!("the broker at {} {what}", self.socket.display()))
         };
@@ -147,10 +171,10 @@ impl BrokerClient {
         match version {
             Some(PROTOCOL_VERSION) => {}
             Some(other) => {
-                return Err(ClientError::Protocol(format!(
-                    "the broker at {} speaks protocol {other}, this mxtoken speaks {PROTOCOL_VERSION}; restart the broker from the same version (`mxtoken stop`, then start mxtokend)",
-                    self.socket.display()
-                )));
+                return Err(ClientError::OtherVersion {
+                    socket: self.socket.clone(),
+                    broker: other,
+                });
             }
             None => {
                 return Err(broken(

@@ -11,7 +11,7 @@
 //! | `POST /v1/check`              | [`CheckRequest`]     | [`CheckReport`] |
 //! | `POST /v1/profiles/{name}/unlock` | [`Unlock`]       | [`LockState`]   |
 //! | `POST /v1/lock`               | [`Lock`]             | [`LockState`]   |
-
+//! | `POST /v1/shutdown`           | —                    | [`Stopped`]     |
 //!
 //! Requests reject unknown fields so a typo is an error, not a silent default.
 
@@ -129,6 +129,18 @@ pub struct Released {
     pub lease_id: String,
     /// The state of its token.
     pub revocation: Revocation,
+}
+
+/// `POST /v1/shutdown` answer, sent once every live lease has ended: the
+/// broker stops accepting connections and exits as on SIGTERM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    /// The broker's pid (it exits right after this answer).
+    pub pid: u32,
+    /// Leases that were live and have now ended.
+    pub leases_ended: usize,
+    /// Revocations the homeserver has not confirmed (the broker exits anyway).
+    pub pending_revocations: usize,
 }
 
 /// One profile as `GET /v1/status` shows it.
