@@ -14,7 +14,7 @@ pub enum ActivationError {
     )]
     BadCount(String),
     /// The descriptor is not a listening Unix socket.
-    #[error("cannot use the socket passed by the service manager: {0}")]
+    #[error("cannot use the socket passed by the service manager")]
     Unusable(#[source] io::Error),
 }
 
