@@ -18,7 +18,7 @@ description:
     dropped into a C(lookup_plugins/) directory next to the playbook.
 options:
   profile:
-    description: Broker profile to take the lease from (the broker's default profile if unset).
+    description: Broker profile to take the lease from (the broker's default profile if unset or empty).
     type: str
   ttl:
     description: Lease lifetime, e.g. C(90s), C(15m), C(1h) (the profile's default_ttl if unset).
@@ -50,8 +50,8 @@ options:
     description: Broker socket path (mxtoken's default lookup if unset).
     type: path
   executable:
-    description: The mxtoken client to run.
-    type: path
+    description: The mxtoken client to run, a path or a name looked up on PATH.
+    type: str
     default: mxtoken
     env:
       - name: MXTOKEN_BIN
