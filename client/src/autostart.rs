@@ -1,7 +1,8 @@
 //! Starting `mxtokend` when a command needs a lease and no broker answers.
 //!
 //! The broker is started detached (own session, stdin and stdout on
-//! /dev/null, stderr appended to `$XDG_STATE_HOME/mxtoken/mxtokend.log`) and
+//! /dev/null, stderr appended to `mxtokend.log` in the broker's state
+//! directory) and
 //! polled on its socket until it answers or a deadline passes. Two clients
 //! racing here both start a broker; the broker's lock file lets only one of
 //! them bind, the other exits with "already running" (10), and both clients
@@ -72,18 +73,19 @@ fn broker_binary() -> Option<PathBuf> {
     })
 }
 
-/// Where an auto-started broker's stderr goes:
-/// `$XDG_STATE_HOME/mxtoken/mxtokend.log`, else `~/.local/state/mxtoken/mxtokend.log`.
+/// Where an auto-started broker's stderr goes: `mxtokend.log` in the
+/// broker's state directory (`$MXTOKEN_STATE_DIR`, else
+/// `$XDG_STATE_HOME/mxtoken`, else `~/.local/state/mxtoken`).
 pub fn log_path() -> Option<PathBuf> {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        })?;
-    Some(state.join("mxtoken").join("mxtokend.log"))
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = env("MXTOKEN_STATE_DIR")
+        .or_else(|| env("XDG_STATE_HOME").map(|d| d.join("mxtoken")))
+        .or_else(|| env("HOME").map(|h| h.join(".local/state/mxtoken")))?;
+    Some(dir.join("mxtokend.log"))
 }
 
 /// Opens the log for appending (directory 0700, file 0600); `None` if that
