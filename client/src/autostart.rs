@@ -191,3 +191,27 @@ fn last_error_line(log: &Path, offset: u64) -> Option<String> {
         .find_map(|l| l.strip_prefix("mxtokend: "))
         .map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_brokers_own_sentence_is_taken_from_after_the_offset() {
+        let path =
+            std::env::temp_dir().join(format!("mxtoken-autostart-{}.log", std::process::id()));
+        let old = "mxtokend: an error of an earlier start\n";
+        std::fs::write(
+            &path,
+            format!("{old}2026-01-01 INFO starting\nmxtokend: no config file at /x/config.toml\n"),
+        )
+        .expect("write");
+        assert_eq!(
+            last_error_line(&path, old.len() as u64).as_deref(),
+            Some("no config file at /x/config.toml")
+        );
+        let end = std::fs::metadata(&path).expect("meta").len();
+        assert_eq!(last_error_line(&path, end), None);
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -428,6 +428,21 @@ mod tests {
     }
 
     #[test]
+    fn stopped_golden() {
+        let s = Stopped {
+            pid: 42,
+            leases_ended: 3,
+            pending_revocations: 0,
+        };
+        let json = serde_json::to_string(&s).expect("serialize");
+        assert_eq!(
+            json,
+            r#"{"pid":42,"leases_ended":3,"pending_revocations":0}"#
+        );
+        assert_eq!(serde_json::from_str::<Stopped>(&json).expect("parse"), s);
+    }
+
+    #[test]
     fn lease_info_golden() {
         let json = serde_json::to_value(lease()).expect("serialize");
         assert_eq!(json["mint"], "login");
