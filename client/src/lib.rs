@@ -45,7 +45,7 @@ pub fn main() -> ExitCode {
     // the broker as it is.
     if matches!(
         cli.command,
-        Command::Exec(_) | Command::Env(_) | Command::Get(_)
+        Command::Exec(_) | Command::Env(_) | Command::Get(_) | Command::Devices(_)
     ) {
         if let Err(e) = autostart::ensure_broker(&socket) {
             return fail(&e);
