@@ -231,8 +231,7 @@ async fn route(
             let broker = broker.clone();
             let ending = tokio::spawn(async move {
                 let leases_ended = broker.list().len();
-                broker.shutdown().await;
-                (leases_ended, broker.status().pending_revocations)
+                (leases_ended, broker.shutdown().await)
             });
             match ending.await {
                 Ok((leases_ended, pending_revocations)) => json_response(
