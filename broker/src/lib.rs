@@ -4,8 +4,10 @@
 //!
 //! See ARCHITECTURE.md for the map of this crate.
 
+pub mod activation;
 pub mod audit;
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod confirm;
 pub mod dirs;

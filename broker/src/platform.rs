@@ -201,3 +201,69 @@ pub fn group_id(name: &str) -> Option<u32> {
             .flatten()
     })
 }
+
+/// The first descriptor a service manager passes (`SD_LISTEN_FDS_START` in
+/// sd_listen_fds(3)).
+pub const LISTEN_FDS_START: i32 = 3;
+
+/// Takes ownership of descriptor [`LISTEN_FDS_START`] as the listening Unix
+/// socket a service manager handed to this process.
+///
+/// The caller must first have checked that `LISTEN_PID` names this process
+/// and `LISTEN_FDS` is at least 1 (see `activation`). The descriptor is taken
+/// at most once per process; it is checked to be a listening Unix stream
+/// socket and marked close-on-exec.
+pub fn adopt_activation_socket() -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ADOPTED: AtomicBool = AtomicBool::new(false);
+    if ADOPTED.swap(true, Ordering::SeqCst) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "the socket passed by the service manager was already taken",
+        ));
+    }
+    // SAFETY: LISTEN_PID names this process, so by the sd_listen_fds(3)
+    // contract the service manager left descriptor 3 open for us; nothing in
+    // this process closes it while this borrow lives (it is only inspected).
+    let borrowed = unsafe { BorrowedFd::borrow_raw(LISTEN_FDS_START) };
+    let not_ours = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {LISTEN_FDS_START} passed by the service manager {what}"),
+        )
+    };
+    rustix::io::fcntl_getfd(borrowed).map_err(|_| not_ours("is not open"))?;
+    let family = rustix::net::getsockname(borrowed)
+        .map_err(|_| not_ours("is not a socket"))?
+        .address_family();
+    if family != rustix::net::AddressFamily::UNIX
+        || rustix::net::sockopt::socket_type(borrowed)? != rustix::net::SocketType::STREAM
+    {
+        return Err(not_ours(
+            "is not a Unix stream socket; use ListenStream=PATH in the .socket unit",
+        ));
+    }
+    #[cfg(not(target_vendor = "apple"))]
+    if !rustix::net::sockopt::socket_acceptconn(borrowed)? {
+        return Err(not_ours("is not listening"));
+    }
+    // SAFETY: as above the descriptor is open and was passed to this process
+    // alone; `ADOPTED` ensures it is wrapped in an owner only once, so it is
+    // closed exactly once.
+    let owned = unsafe { OwnedFd::from_raw_fd(LISTEN_FDS_START) };
+    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+    Ok(std::os::unix::net::UnixListener::from(owned))
+}
+
+/// Starts a new session so the broker has no controlling terminal and is not
+/// hit by the hang-up of the terminal that started it.
+pub fn detach_from_terminal() -> io::Result<()> {
+    match rustix::process::setsid() {
+        Ok(_) => Ok(()),
+        // Already a process-group leader (e.g. started with setsid(1)): it
+        // has its own group already; nothing more to do.
+        Err(rustix::io::Errno::PERM) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

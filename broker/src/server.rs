@@ -1,7 +1,8 @@
 //! The HTTP/1.1 + JSON API on the Unix socket.
 //!
 //! `run` takes the listener and a shutdown future so tests and socket
-//! activation can hand in their own.
+//! activation can hand in their own. `POST /v1/shutdown` (`mxtoken stop`)
+//! ends every lease and then stops the server as the shutdown future would.
 
 use crate::broker::{Broker, Peer};
 use crate::config::AccessPolicy;
@@ -13,12 +14,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use mxtoken_proto::{
     API_PREFIX, ApiError, CheckRequest, ConfirmDecision, CreateLease, ErrorCode, LeaseList, Lock,
-    MAX_BODY_BYTES, PROTOCOL_VERSION, RenewLease, SweepRequest, Unlock, VERSION_HEADER,
+    MAX_BODY_BYTES, PROTOCOL_VERSION, RenewLease, Stopped, SweepRequest, Unlock, VERSION_HEADER,
 };
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 /// Limits on the socket server, and who may use it.
 #[derive(Debug, Clone)]
@@ -30,6 +31,9 @@ pub struct ServerLimits {
     pub client_timeout: Duration,
     /// Uids and groups served besides the broker's own uid.
     pub access: AccessPolicy,
+    /// After shutdown, how long requests in flight get to finish (so a
+    /// lease being minted is answered, and `mxtoken stop` gets its answer).
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -39,6 +43,7 @@ impl Default for ServerLimits {
             max_connections: limits.max_connections,
             client_timeout: limits.client_timeout,
             access: AccessPolicy::default(),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -68,8 +73,9 @@ fn allowed(access: &AccessPolicy, own_uid: u32, peer: &Peer, gid: u32) -> bool {
         })
 }
 
-/// Serves the API until `shutdown` resolves; then stops accepting. In-flight
-/// requests are left to finish on their own tasks.
+/// Serves the API until `shutdown` resolves or a client asks for a shutdown;
+/// then stops accepting and gives requests in flight up to
+/// `limits.drain_timeout` to finish.
 pub async fn run(
     listener: UnixListener,
     broker: Broker,
@@ -78,14 +84,17 @@ pub async fn run(
 ) {
     let own_uid = crate::platform::current_uid();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let stop = Arc::new(Notify::new());
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
-            () = &mut shutdown => return,
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            () = &mut shutdown => break,
+            () = stop.notified() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let stream = tokio::select! {
-            () = &mut shutdown => return,
+            () = &mut shutdown => break,
+            () = stop.notified() => break,
             accepted = listener.accept() => match accepted {
                 Ok((s, _)) => s,
                 Err(e) => {
@@ -107,13 +116,15 @@ pub async fn run(
             broker.audit_refused(&peer, None, None, &not_allowed());
         }
         let broker = broker.clone();
+        let stop = stop.clone();
         let client_timeout = limits.client_timeout;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let (broker, peer) = (broker.clone(), peer.clone());
+                let stop = stop.clone();
                 async move {
                     let resp = if allowed {
-                        route(&broker, peer, req, client_timeout).await
+                        route(&broker, &stop, peer, req, client_timeout).await
                     } else {
                         error_response(StatusCode::FORBIDDEN, &not_allowed())
                     };
@@ -130,6 +141,15 @@ pub async fn run(
             drop(permit);
         });
     }
+    // Every connection task holds a permit until it ends: getting them all
+    // back means nothing is in flight any more.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.drain_timeout, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight at shutdown; not waiting for them");
+    }
 }
 
 fn not_allowed() -> ApiError {
@@ -141,6 +161,7 @@ fn not_allowed() -> ApiError {
 
 async fn route(
     broker: &Broker,
+    stop: &Notify,
     peer: Peer,
     req: Request<Incoming>,
     body_timeout: Duration,
@@ -233,6 +254,27 @@ async fn route(
                 Ok(Ok(report)) => json_response(StatusCode::OK, &report),
                 Ok(Err(e)) => api_error(&e),
                 Err(_) => internal("the broker failed while sweeping; see its log"),
+            }
+        }
+        (Method::POST, "/shutdown") => {
+            tracing::info!(peer_pid = ?peer.pid, "shutdown requested over the socket");
+            // Stop accepting first, so no lease can start while we end them.
+            stop.notify_one();
+            let broker = broker.clone();
+            let ending = tokio::spawn(async move {
+                let leases_ended = broker.list().len();
+                (leases_ended, broker.shutdown().await)
+            });
+            match ending.await {
+                Ok((leases_ended, pending_revocations)) => json_response(
+                    StatusCode::OK,
+                    &Stopped {
+                        pid: std::process::id(),
+                        leases_ended,
+                        pending_revocations,
+                    },
+                ),
+                Err(_) => internal("the broker failed while shutting down; see its log"),
             }
         }
         (Method::DELETE, r) if r.starts_with("/leases/") => {

@@ -30,10 +30,25 @@ pub enum BindError {
     },
 }
 
+/// A socket this broker bound itself, and the lock that makes it the only
+/// broker on that path.
+#[derive(Debug)]
+pub struct Bound {
+    /// The listening socket.
+    pub listener: tokio::net::UnixListener,
+    /// An exclusive `flock` on `PATH.lock`, held while the broker serves:
+    /// dropping it lets another broker claim the path.
+    pub lock: std::fs::File,
+}
+
 /// Binds a listening Unix socket at `path` (mode 0600, directory 0700).
 /// With `shared` (allow lists configured) the socket is 0666 and the
 /// directory may be 0711: the peer-credential check is then the fence.
-pub fn bind(path: &Path, shared: bool) -> Result<tokio::net::UnixListener, BindError> {
+///
+/// Two brokers started at once (e.g. two clients auto-starting one) are
+/// serialised by a lock file next to the socket, so the loser reports
+/// [`BindError::AlreadyRunning`] instead of replacing the winner's socket.
+pub fn bind(path: &Path, shared: bool) -> Result<Bound, BindError> {
     let io_err = |error| BindError::Io {
         path: path.to_path_buf(),
         error,
@@ -43,9 +58,17 @@ pub fn bind(path: &Path, shared: bool) -> Result<tokio::net::UnixListener, BindE
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     crate::dirs::ensure_socket_dir(dir, shared)?;
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
+    let is_socket = |meta: &std::fs::Metadata| {
         use std::os::unix::fs::FileTypeExt;
-        if !meta.file_type().is_socket() {
+        meta.file_type().is_socket()
+    };
+    // Check before taking the lock, so a mistyped path gets no lock file.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| !is_socket(&m)) {
+        return Err(BindError::NotASocket(path.to_path_buf()));
+    }
+    let lock = claim_lock(path)?;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !is_socket(&meta) {
             return Err(BindError::NotASocket(path.to_path_buf()));
         }
         match std::os::unix::net::UnixStream::connect(path) {
@@ -60,5 +83,31 @@ pub fn bind(path: &Path, shared: bool) -> Result<tokio::net::UnixListener, BindE
     let mode = if shared { 0o666 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
     std_listener.set_nonblocking(true).map_err(io_err)?;
-    tokio::net::UnixListener::from_std(std_listener).map_err(io_err)
+    let listener = tokio::net::UnixListener::from_std(std_listener).map_err(io_err)?;
+    Ok(Bound { listener, lock })
+}
+
+/// Takes the exclusive lock on `PATH.lock` without waiting; a lock held by
+/// another process means another broker owns (or is claiming) the path.
+fn claim_lock(path: &Path) -> Result<std::fs::File, BindError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let io_err = |error| BindError::Io {
+        path: lock_path.clone(),
+        error,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io_err)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(BindError::AlreadyRunning(path.to_path_buf())),
+        Err(e) => Err(io_err(e.into())),
+    }
 }

@@ -46,7 +46,9 @@ fn server() -> &'static Server {
         let journal = Journal::rewrite(&dir.path().join("journal.jsonl"), []).expect("journal");
         let listener = {
             let _guard = rt.enter();
-            mxtoken_broker::socket::bind(&socket, false).expect("bind")
+            mxtoken_broker::socket::bind(&socket, false)
+                .expect("bind")
+                .listener
         };
         let hs = Homeserver::new(
             profile.homeserver.clone(),

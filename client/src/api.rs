@@ -8,7 +8,7 @@ use hyper_util::rt::TokioIo;
 use mxtoken_proto::{
     API_PREFIX, ApiError, CheckReport, CheckRequest, ConfirmDecision, ConfirmRequest, CreateLease,
     LeaseGranted, LeaseList, Lock, LockState, PROTOCOL_VERSION, Released, RenewLease, Renewed,
-    Status, SweepReport, SweepRequest, Unlock, VERSION_HEADER,
+    Status, Stopped, SweepReport, SweepRequest, Unlock, VERSION_HEADER,
 };
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -123,6 +123,26 @@ impl BrokerClient {
             .await
     }
 
+    /// `POST /v1/shutdown`: ends every lease, then the broker exits.
+    pub async fn shutdown(&self) -> Result<Stopped, ClientError> {
+        self.call(Method::POST, "/shutdown", None).await
+    }
+
+    /// The pid of the process listening on the socket (from its peer
+    /// credentials), if it runs as our uid. Works whatever protocol it speaks.
+    pub async fn listener_pid(&self) -> Result<Option<u32>, ClientError> {
+        let stream = self.connect().await?;
+        let cred = stream.peer_cred().map_err(|e| ClientError::SocketAccess {
+            socket: self.socket.clone(),
+            source: e,
+        })?;
+        let mine = rustix::process::getuid().as_raw();
+        Ok(cred
+            .pid()
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|_| cred.uid() == mine))
+    }
+
     fn broken(&self, what: &str) -> ClientError {
         ClientError::Protocol(format!("the broker at {} {what}", self.socket.display()))
     }
@@ -158,14 +178,8 @@ impl BrokerClient {
             .map_err(|e| self.broken(&format!("sent an answer this mxtoken cannot read ({e})")))
     }
 
-    /// Sends one request and checks the answer's protocol version.
-    async fn send(
-        &self,
-        method: Method,
-        route: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
+    async fn connect(&self) -> Result<tokio::net::UnixStream, ClientError> {
+        tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
@@ -177,13 +191,20 @@ impl BrokerClient {
                     socket: self.socket.clone(),
                     source: e,
                 },
-            })?;
-        let broken = |what: &str| {
-            ClientError::Protocol(format!("the broker at {} {what}", self.socket.display()))
-        };
+            })
+    }
+
+    /// Sends one request and checks the answer's protocol version.
+    async fn send(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|_| broken("hung up during the handshake"))?;
+            .map_err(|_| self.broken("hung up during the handshake"))?;
         tokio::spawn(conn);
         let request = Request::builder()
             .method(method)
@@ -195,27 +216,20 @@ impl BrokerClient {
         let resp = sender
             .send_request(request)
             .await
-            .map_err(|_| broken("closed the connection without an answer"))?;
+            .map_err(|_| self.broken("closed the connection without an answer"))?;
         let version = resp
             .headers()
             .get(VERSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u32>().ok());
         match version {
-            Some(PROTOCOL_VERSION) => {}
-            Some(other) => {
-                return Err(ClientError::Protocol(format!(
-                    "the broker at {} speaks protocol {other}, this mxtoken speaks {PROTOCOL_VERSION}; restart the broker from the same version (`mxtoken stop`, then start mxtokend)",
-                    self.socket.display()
-                )));
-            }
-            None => {
-                return Err(broken(
-                    "is not an mxtokend (no protocol header in its answer)",
-                ));
-            }
+            Some(PROTOCOL_VERSION) => Ok(resp),
+            Some(other) => Err(ClientError::OtherVersion {
+                socket: self.socket.clone(),
+                broker: other,
+            }),
+            None => Err(self.broken("is not an mxtokend (no protocol header in its answer)")),
         }
-        Ok(resp)
     }
 }
 

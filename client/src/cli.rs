@@ -82,6 +82,14 @@ pub enum Command {
     Init(crate::init::InitArgs),
     /// Migrate a profile from a plaintext env file (MATRIX_HOMESERVER_URL, MATRIX_ADMIN_USER, MATRIX_ADMIN_PASSWORD).
     Import(crate::import::ImportArgs),
+    /// Stop the broker: every lease ends and its token is revoked.
+    Stop,
+    /// Print a shell completion script, e.g. `mxtoken completions bash > /etc/bash_completion.d/mxtoken`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Show the audit log: every lease created, ended, revoked or refused.
     Audit(AuditArgs),
     /// Wait for leases of `confirm = true` profiles and approve or deny each.

@@ -53,7 +53,28 @@ pub enum ClientError {
         /// Why.
         source: std::io::Error,
     },
-    /// The peer is not an mxtokend of our protocol version.
+    /// No broker answered, and starting one failed.
+    #[error(
+        "the broker is not running (nothing answers on {socket}) and could not be started: {reason}"
+    )]
+    AutoStart {
+        /// Where we looked.
+        socket: PathBuf,
+        /// What went wrong, with what to do.
+        reason: String,
+    },
+    /// An mxtokend of another protocol version answers.
+    #[error(
+        "the broker at {socket} speaks protocol {broker}, this mxtoken speaks {}; restart the broker from the same version (`mxtoken stop`, then start mxtokend)",
+        mxtoken_proto::PROTOCOL_VERSION
+    )]
+    OtherVersion {
+        /// The socket.
+        socket: PathBuf,
+        /// The broker's protocol version.
+        broker: u32,
+    },
+    /// The peer is not an mxtokend, or broke the protocol.
     #[error("{0}")]
     Protocol(String),
     /// The broker answered with an error.
@@ -97,14 +118,14 @@ impl ClientError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::NoBroker { .. } => exit::NO_BROKER,
+            ClientError::NoBroker { .. } | ClientError::AutoStart { .. } => exit::NO_BROKER,
             ClientError::SocketAccess { source, .. }
                 if source.kind() == std::io::ErrorKind::PermissionDenied =>
             {
                 exit::REFUSED
             }
             ClientError::SocketAccess { .. } => exit::NO_BROKER,
-            ClientError::Protocol(_) => exit::PROTOCOL,
+            ClientError::Protocol(_) | ClientError::OtherVersion { .. } => exit::PROTOCOL,
             ClientError::Usage(_) => exit::USAGE,
             ClientError::Other(_) => exit::FAILURE,
             ClientError::Homeserver { kind, .. } => match kind {

@@ -2,8 +2,10 @@
 
 pub mod api;
 pub mod audit;
+pub mod autostart;
 pub mod cli;
 pub mod commands;
+pub mod completions;
 pub mod confirm;
 pub mod devices;
 pub mod error;
@@ -14,6 +16,7 @@ pub mod init;
 pub mod lease;
 pub mod profile_config;
 pub mod shell;
+pub mod stop;
 pub mod unlock;
 
 use clap::Parser;
@@ -31,12 +34,25 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
+    if let Command::Completions { shell } = cli.command {
+        return print(&completions::script(shell));
+    }
     let socket = mxtoken_proto::resolve_socket_path(&mxtoken_proto::SocketLookup {
         explicit: cli.socket.clone(),
         env_socket: std::env::var("MXTOKEN_SOCKET").ok(),
         xdg_runtime_dir: std::env::var("XDG_RUNTIME_DIR").ok(),
         uid: rustix::process::getuid().as_raw(),
     });
+    // Only commands that need a lease start a broker; the others report
+    // the broker as it is.
+    if matches!(
+        cli.command,
+        Command::Exec(_) | Command::Env(_) | Command::Get(_) | Command::Devices(_)
+    ) {
+        if let Err(e) = autostart::ensure_broker(&socket) {
+            return fail(&e);
+        }
+    }
     let client = api::BrokerClient::new(socket);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -74,21 +90,22 @@ pub fn main() -> ExitCode {
         Command::Import(args) => return import::run(args),
         Command::Audit(args) => audit::show(&args),
         Command::Confirm => rt.block_on(confirm::run(&client)),
+        Command::Stop => rt.block_on(stop::stop(&client)),
+        Command::Completions { .. } => Ok(String::new()),
     };
     match printed {
-        Ok(text) => {
-            let mut out = std::io::stdout().lock();
-            if out
-                .write_all(text.as_bytes())
-                .and_then(|()| out.flush())
-                .is_err()
-            {
-                return ExitCode::from(exit::FAILURE);
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(text) => print(text.as_bytes()),
         Err(e) => fail(&e),
     }
+}
+
+/// Writes the requested output to stdout.
+fn print(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    if out.write_all(bytes).and_then(|()| out.flush()).is_err() {
+        return ExitCode::from(exit::FAILURE);
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(e: &ClientError) -> ExitCode {

@@ -13,6 +13,7 @@
 //! | `POST /v1/lock`               | [`Lock`]             | [`LockState`]   |
 //! | `GET  /v1/confirm`            | —                    | a stream of [`ConfirmRequest`] JSON lines (blank lines are heartbeats) |
 //! | `POST /v1/confirm/{id}`       | [`ConfirmDecision`]  | [`ConfirmDecision`] |
+//! | `POST /v1/shutdown`           | —                    | [`Stopped`]     |
 //!
 //! Requests reject unknown fields so a typo is an error, not a silent default.
 
@@ -134,6 +135,18 @@ pub struct Released {
     pub lease_id: String,
     /// The state of its token.
     pub revocation: Revocation,
+}
+
+/// `POST /v1/shutdown` answer, sent once every live lease has ended: the
+/// broker stops accepting connections and exits as on SIGTERM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    /// The broker's pid (it exits right after this answer).
+    pub pid: u32,
+    /// Leases that were live and have now ended.
+    pub leases_ended: usize,
+    /// Revocations the homeserver has not confirmed (the broker exits anyway).
+    pub pending_revocations: usize,
 }
 
 /// One profile as `GET /v1/status` shows it.
@@ -452,6 +465,21 @@ mod tests {
         let back: LeaseGranted = serde_json::from_str(&json).expect("parse");
         assert_eq!(back.token.expose(), "syt_secret");
         assert_eq!(back.lease, lease());
+    }
+
+    #[test]
+    fn stopped_golden() {
+        let s = Stopped {
+            pid: 42,
+            leases_ended: 3,
+            pending_revocations: 0,
+        };
+        let json = serde_json::to_string(&s).expect("serialize");
+        assert_eq!(
+            json,
+            r#"{"pid":42,"leases_ended":3,"pending_revocations":0}"#
+        );
+        assert_eq!(serde_json::from_str::<Stopped>(&json).expect("parse"), s);
     }
 
     #[test]

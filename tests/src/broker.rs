@@ -189,9 +189,13 @@ impl BrokerEnv {
         &self.homeserver
     }
 
-    fn base_command(&self, program: PathBuf) -> Command {
+    /// `program` with this broker's environment: a cleared environment with
+    /// PATH, a private HOME and XDG tree, and auto-start off
+    /// (`MXTOKEN_NO_AUTOSTART=1`; tests of auto-start remove it).
+    pub fn base_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear()
+            .env("MXTOKEN_NO_AUTOSTART", "1")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home())
             .env("XDG_CONFIG_HOME", self.home().join(".config"))

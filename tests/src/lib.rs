@@ -6,6 +6,7 @@
 //! 127.0.0.1 and dies with the test process.
 
 pub mod age_cli;
+pub mod ansible;
 pub mod bins;
 pub mod broker;
 pub mod devices;

@@ -2,8 +2,10 @@
 
 use anyhow::Context;
 use clap::Parser;
+use mxtoken_broker::cli::Args;
 use mxtoken_broker::journal::Journal;
 use mxtoken_broker::{
+    activation,
     broker::{Broker, BrokerOptions},
     config, dirs,
     homeserver::Homeserver,
@@ -11,7 +13,6 @@ use mxtoken_broker::{
     password::PasswordHolder,
     platform, server, socket,
 };
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -25,27 +26,6 @@ mod exit {
     pub const UNCONFIRMED: u8 = 11;
     /// The config, a sealed password, or a directory or socket path is unusable.
     pub const CONFIG: u8 = 78;
-}
-
-/// The mxtoken broker: leases short-lived Matrix admin tokens over a Unix socket.
-#[derive(Debug, Parser)]
-#[command(name = "mxtokend", version, about)]
-struct Args {
-    /// Config file [default: $MXTOKEN_CONFIG, else $XDG_CONFIG_HOME/mxtoken/config.toml]
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Socket path [default: $MXTOKEN_SOCKET, else $XDG_RUNTIME_DIR/mxtoken/broker.sock, else /tmp/mxtoken-$UID/broker.sock]
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// State directory for the lease journal [default: $MXTOKEN_STATE_DIR, else $XDG_STATE_HOME/mxtoken, else ~/.local/state/mxtoken]
-    #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
-    /// Stay in the foreground (the only mode for now; accepted for service managers).
-    #[arg(long)]
-    foreground: bool,
-    /// Log filter, e.g. `info`, `debug` [default: $MXTOKEN_LOG, else info]
-    #[arg(long, value_name = "FILTER")]
-    log: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -87,12 +67,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Removes the socket file when dropped.
-struct SocketFile(PathBuf);
+/// A socket file this broker bound: removed when dropped, before its lock
+/// is released (fields drop after `drop` runs), so it never removes the
+/// socket of a broker that claimed the path after us.
+struct SocketFile {
+    path: std::path::PathBuf,
+    _lock: std::fs::File,
+}
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -117,6 +102,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     for failure in platform::harden_process() {
         tracing::warn!(what = %failure, "cannot harden the process against memory dumps");
     }
+    if args.detach {
+        mxtoken_broker::platform::detach_from_terminal()
+            .context("cannot start a new session (--detach)")?;
+    }
+    // Before anything else opens a descriptor that could be mistaken for it.
+    let inherited = activation::inherited_listener()?;
     let config_path = config::locate(args.config.as_deref());
     let cfg = config::load(&config_path)?;
     let mut minters = Vec::new();
@@ -146,12 +137,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = match socket::bind(&socket_path, !cfg.access.is_owner_only()) {
-            Err(e @ socket::BindError::AlreadyRunning(_)) => return Err(StartError::AlreadyRunning(e.to_string()).into()),
-            other => other?,
+        // A socket passed by the service manager belongs to it: we neither
+        // lock nor remove it.
+        // Whatever happens from here, a socket file we bound goes with us.
+        let (listener, bound) = match inherited {
+            Some(l) => (tokio::net::UnixListener::from_std(l).context("cannot use the socket passed by the service manager")?, None),
+            None => match socket::bind(&socket_path, !cfg.access.is_owner_only()) {
+                Err(e @ socket::BindError::AlreadyRunning(_)) => return Err(StartError::AlreadyRunning(e.to_string()).into()),
+                other => {
+                    let b = other?;
+                    (b.listener, Some(SocketFile { path: socket_path.clone(), _lock: b.lock }))
+                }
+            },
         };
-        // Whatever happens from here, the socket file goes with us.
-        let _socket_file = SocketFile(socket_path.clone());
         let state_dir = dirs::state_dir(args.state_dir.as_deref());
         dirs::ensure_private_dir(&state_dir).context("state directory")?;
         let _state_lock =
@@ -176,7 +174,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!(leases = replay.unresolved.len(), "recovering leases left by the previous run");
         }
         broker.recover(replay.unresolved.into_values()).await;
-        tracing::info!(socket = %socket_path.display(), config = %config_path.display(), state = %state_dir.display(), "mxtokend ready");
+        if bound.is_some() {
+            tracing::info!(socket = %socket_path.display(), config = %config_path.display(), state = %state_dir.display(), "mxtokend ready");
+        } else {
+            tracing::info!(config = %config_path.display(), state = %state_dir.display(), "mxtokend ready on the socket passed by the service manager");
+        }
         broker.start_idle_locks();
         if !cfg.access.is_owner_only() {
             tracing::info!(allow_uids = ?cfg.access.allow_uids, allow_gids = ?cfg.access.allow_gids, "serving other users too (allow_uids / allow_groups)");
@@ -185,8 +187,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             max_connections: cfg.limits.max_connections,
             client_timeout: cfg.limits.client_timeout,
             access: cfg.access.clone(),
+            ..server::ServerLimits::default()
         };
+        activation::notify_ready();
         server::run(listener, broker.clone(), limits, shutdown_signal()).await;
+        activation::notify_stopping();
         let unconfirmed = broker.shutdown().await;
         tracing::info!("mxtokend stopped");
         if unconfirmed > 0 {
