@@ -58,6 +58,7 @@ impl ProfileSpec {
 pub struct BrokerEnv {
     home: tempfile::TempDir,
     homeserver: String,
+    log_filter: String,
     child: Option<Child>,
     extra_env: Vec<(String, String)>,
 }
@@ -73,6 +74,7 @@ impl BrokerEnv {
         let env = Self {
             home,
             homeserver: homeserver.to_owned(),
+            log_filter: "debug".to_owned(),
             child: None,
             extra_env: Vec::new(),
         };
@@ -125,6 +127,14 @@ impl BrokerEnv {
     /// Adds a variable to every command's environment (e.g. a D-Bus address).
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.extra_env.push((key.into(), value.into()));
+    }
+
+    /// Sets the broker's `MXTOKEN_LOG` filter for the next [`Self::start`]
+    /// (default `debug`, which tests want; benchmarks run at the shipped
+    /// default, `info`, so they do not time debug logging).
+    pub fn with_log_filter(&mut self, filter: &str) -> &mut Self {
+        filter.clone_into(&mut self.log_filter);
+        self
     }
 
     /// Replaces the config file.
@@ -193,7 +203,7 @@ impl BrokerEnv {
     /// A `mxtokend` command with this environment (not started).
     pub fn mxtokend(&self) -> Command {
         let mut cmd = self.base_command(bin("mxtokend"));
-        cmd.env("MXTOKEN_LOG", "debug");
+        cmd.env("MXTOKEN_LOG", &self.log_filter);
         cmd
     }
 
