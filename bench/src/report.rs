@@ -84,15 +84,6 @@ pub struct TargetRow {
     pub met: bool,
 }
 
-/// The slot for a figure another benchmark measures.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExternalSlot {
-    /// What it is.
-    pub label: &'static str,
-    /// Where the figure lives.
-    pub measured_by: &'static str,
-}
-
 /// Everything one run found.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -106,8 +97,6 @@ pub struct Report {
     pub scalars: Vec<Scalar>,
     /// Targets, met or not.
     pub targets: Vec<TargetRow>,
-    /// Figures measured elsewhere.
-    pub external: Vec<ExternalSlot>,
     #[serde(skip)]
     table: String,
 }
@@ -121,7 +110,6 @@ impl Report {
             comparisons: Vec::new(),
             scalars: Vec::new(),
             targets: Vec::new(),
-            external: Vec::new(),
             table: String::new(),
         }
     }
@@ -213,12 +201,6 @@ impl Report {
             value,
             unit,
         });
-    }
-
-    /// A figure this benchmark leaves to another one.
-    pub fn external(&mut self, label: &'static str, measured_by: &'static str) {
-        let _ = writeln!(self.table, "  {label:<70} {measured_by}");
-        self.external.push(ExternalSlot { label, measured_by });
     }
 
     /// Judges a target: met when `measured <= limit`.
