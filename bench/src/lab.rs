@@ -96,6 +96,8 @@ impl Lab {
         let lease_user = account(&main, "ops").user;
         let login_user = account(&main, "loginer");
         let stock_user = account(&stock, "stock");
+        // Registered now, not in the middle of the measurements.
+        main.auditor_token();
         let main = site(
             main,
             &[

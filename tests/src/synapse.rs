@@ -185,6 +185,13 @@ impl Synapse {
         });
         let pid = rx.recv().expect("keeper thread").expect("spawn synapse");
         self.pid.store(pid, Ordering::SeqCst);
+        // Synapse writes its pid_file only when it daemonizes, and it does
+        // not here; without this file every other test process's
+        // `remove_dead_scratch_dirs` takes a live server whose directory has
+        // not changed for 5 minutes for dead and deletes its config and
+        // database under it.
+        std::fs::write(self.dir.join("homeserver.pid"), pid.to_string())
+            .expect("write homeserver.pid");
         let versions = format!("{}/_matrix/client/versions", self.url);
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
