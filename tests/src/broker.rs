@@ -58,6 +58,7 @@ impl ProfileSpec {
 pub struct BrokerEnv {
     home: tempfile::TempDir,
     homeserver: String,
+    log_filter: String,
     child: Option<Child>,
     extra_env: Vec<(String, String)>,
 }
@@ -73,6 +74,7 @@ impl BrokerEnv {
         let env = Self {
             home,
             homeserver: homeserver.to_owned(),
+            log_filter: "debug".to_owned(),
             child: None,
             extra_env: Vec::new(),
         };
@@ -137,6 +139,14 @@ impl BrokerEnv {
     /// The broker's audit log.
     pub fn audit_log(&self) -> String {
         std::fs::read_to_string(self.state_dir().join("audit.log")).unwrap_or_default()
+    }
+
+    /// Sets the broker's `MXTOKEN_LOG` filter for the next [`Self::start`]
+    /// (default `debug`, which tests want; benchmarks run at the shipped
+    /// default, `info`, so they do not time debug logging).
+    pub fn with_log_filter(&mut self, filter: &str) -> &mut Self {
+        filter.clone_into(&mut self.log_filter);
+        self
     }
 
     /// Replaces the config file.
@@ -209,7 +219,7 @@ impl BrokerEnv {
     /// A `mxtokend` command with this environment (not started).
     pub fn mxtokend(&self) -> Command {
         let mut cmd = self.base_command(bin("mxtokend"));
-        cmd.env("MXTOKEN_LOG", "debug");
+        cmd.env("MXTOKEN_LOG", &self.log_filter);
         cmd
     }
 

@@ -301,6 +301,10 @@ impl Broker {
         let id = crate::ids::new_lease_id();
         let created_at = Timestamp::from_system_time(SystemTime::now());
         let expires_at = created_at.saturating_add(ttl);
+        // The TTL runs from the grant, not from when the mint returns: a
+        // password login can take a quarter second, and the lease must end at
+        // the `expires_at` the client is told.
+        let ends_at = tokio::time::Instant::now() + ttl;
         let device_id = (profile.mint == MintKind::Login).then(|| crate::mint::device_id_for(&id));
         let record = LeaseRecord {
             lease: id.clone(),
@@ -353,8 +357,7 @@ impl Broker {
         );
         // Insert before arming the watcher so it always finds the lease.
         let mut leases = self.leases();
-        let (deadline, deadline_rx) =
-            tokio::sync::watch::channel(tokio::time::Instant::now() + ttl);
+        let (deadline, deadline_rx) = tokio::sync::watch::channel(ends_at);
         let watcher =
             tokio::spawn(self.clone().watch(id.clone(), deadline_rx, watches)).abort_handle();
         leases.insert(
