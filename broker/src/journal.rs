@@ -18,7 +18,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +71,15 @@ pub enum JournalError {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    /// Lines for the writer thread; a `begin` carries a reply channel.
+    writer: std::sync::mpsc::Sender<Append>,
+}
+
+/// One line for the writer thread.
+struct Append {
+    line: Vec<u8>,
+    /// Present when the caller waits for the line to be on disk.
+    durable: Option<tokio::sync::oneshot::Sender<Result<(), std::io::ErrorKind>>>,
 }
 
 /// What reading a journal found.
@@ -156,43 +163,86 @@ impl Journal {
             .mode(0o600)
             .open(path)
             .map_err(io)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || write_lines(file, rx))
+            .map_err(io)?;
         Ok(Self {
             path: path.to_path_buf(),
-            file: Mutex::new(file),
+            writer: tx,
         })
     }
 
     /// Records that a token may exist from now on; durable on return.
-    pub fn begin(&self, r: LeaseRecord) -> Result<(), JournalError> {
-        self.append(&Record::Begin(r), true)
+    pub async fn begin(&self, r: LeaseRecord) -> Result<(), JournalError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Append {
+            line: line(&Record::Begin(r)),
+            durable: Some(tx),
+        });
+        let io = |kind: std::io::ErrorKind| JournalError::Io {
+            path: self.path.clone(),
+            error: kind.into(),
+        };
+        match rx.await {
+            Ok(result) => result.map_err(io),
+            Err(_) => Err(io(std::io::ErrorKind::BrokenPipe)),
+        }
     }
 
-    /// Records that a lease's token is dead (or was never minted).
+    /// Records that a lease's token is dead (or was never minted). Not
+    /// waited for: losing it only makes recovery revoke a dead token again.
     pub fn end(&self, lease: &str) {
         let rec = Record::End {
             lease: lease.to_owned(),
             at: Timestamp::from_system_time(std::time::SystemTime::now()),
         };
-        if let Err(e) = self.append(&rec, false) {
-            // Recovery will revoke it again after a restart; harmless.
-            tracing::warn!(error = %e, lease, "could not journal the end of a lease");
-        }
+        self.send(Append {
+            line: line(&rec),
+            durable: None,
+        });
     }
 
-    fn append(&self, rec: &Record, sync: bool) -> Result<(), JournalError> {
-        let io = |error| JournalError::Io {
-            path: self.path.clone(),
-            error,
-        };
-        let bytes = line(rec);
-        let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        // One write(2) of a whole line: appends of concurrent records never
-        // interleave, and a crash can only tear the last line.
-        (&*file).write_all(&bytes).map_err(io)?;
-        if sync {
-            file.sync_data().map_err(io)?;
+    /// Waits until every line sent so far is on disk (at shutdown, so the
+    /// last `end` records are not lost).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Append {
+            line: Vec::new(),
+            durable: Some(tx),
+        });
+        let _ = rx.await;
+    }
+
+    fn send(&self, append: Append) {
+        if self.writer.send(append).is_err() {
+            tracing::error!(journal = %self.path.display(), "the journal writer has stopped");
         }
-        Ok(())
+    }
+}
+
+/// The journal's only writer. It takes every line already queued, appends
+/// them with one `write(2)` and, if any caller waits for durability, one
+/// `fdatasync` for all (group commit): concurrent leases share the cost, and
+/// no async worker ever blocks on the disk.
+fn write_lines(mut file: File, rx: std::sync::mpsc::Receiver<Append>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let bytes: Vec<u8> = batch.iter().flat_map(|a| a.line.iter().copied()).collect();
+        // Whole lines in one append: a crash can only tear the last line.
+        let mut result = file.write_all(&bytes);
+        let waiting: Vec<_> = batch.into_iter().filter_map(|a| a.durable).collect();
+        if result.is_ok() && !waiting.is_empty() {
+            result = file.sync_data();
+        }
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "cannot write the lease journal");
+        }
+        for w in waiting {
+            let _ = w.send(result.as_ref().map(|_| ()).map_err(std::io::Error::kind));
+        }
     }
 }
 
@@ -218,14 +268,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unresolved_survive_and_a_torn_tail_is_skipped() {
+    #[tokio::test]
+    async fn unresolved_survive_and_a_torn_tail_is_skipped() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = Journal::path_in(dir.path());
         let j = Journal::rewrite(&path, []).expect("open");
-        j.begin(rec("a")).expect("a");
-        j.begin(rec("b")).expect("b");
+        j.begin(rec("a")).await.expect("a");
         j.end("a");
+        j.begin(rec("b")).await.expect("b");
+        j.flush().await;
         drop(j);
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         f.write_all(br#"{"event":"begin","lease":"c","prof"#)

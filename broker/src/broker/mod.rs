@@ -318,7 +318,7 @@ impl Broker {
         // Durable before the token can exist: a crash from here on leaves a
         // record that recovery acts on.
         let journal = self.inner.journal.clone();
-        tokio::task::block_in_place(|| journal.begin(record)).map_err(|e| {
+        journal.begin(record).await.map_err(|e| {
             tracing::error!(error = %e, "cannot write the lease journal");
             ApiError::new(
                 ErrorCode::Internal,
@@ -647,6 +647,7 @@ impl Broker {
         for m in self.inner.minters.values() {
             m.close().await;
         }
+        self.inner.journal.flush().await;
         let pending = self.inner.revoker.pending();
         if !pending.is_empty() {
             tracing::error!(

@@ -90,7 +90,7 @@ impl Broker {
             expires_at: expires_at.max(info.expires_at),
         };
         let journal = self.inner.journal.clone();
-        tokio::task::block_in_place(|| journal.begin(record)).map_err(|e| {
+        journal.begin(record).await.map_err(|e| {
             ApiError::new(
                 ErrorCode::Internal,
                 format!("{e}; the lease was not renewed"),
