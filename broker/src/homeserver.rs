@@ -137,6 +137,8 @@ impl Homeserver {
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            // A burst of concurrent leases opens many connections; keep few.
+            .pool_max_idle_per_host(16)
             .build()
             .map_err(|e| HsError::Unreachable {
                 base: base.to_string(),
