@@ -60,7 +60,6 @@ fn a_full_session_leaks_no_password_and_no_token() {
         &format!("[profiles.down]\nhomeserver = {:?}", synapse.url),
         &format!("[profiles.down]\nhomeserver = {:?}", proxy.url),
     ));
-    env.start();
     let outside = tempfile::tempdir().expect("tempdir");
     let mut tokens: Vec<String> = Vec::new();
     let mut captured: Vec<(String, Vec<u8>)> = Vec::new();
@@ -71,6 +70,57 @@ fn a_full_session_leaks_no_password_and_no_token() {
                 captured.push((format!("{what} stdout"), o.stdout.clone()));
             }
         };
+
+    // import: a plaintext env file (kept outside the scanned tree, as the
+    // user's old file is) becomes a sealed profile.
+    let env_file = outside.path().join("matrix.env");
+    std::fs::write(
+        &env_file,
+        format!(
+            "export MATRIX_HOMESERVER_URL={}\nexport MATRIX_ADMIN_USER=\"{user}\"\nexport MATRIX_ADMIN_PASSWORD='{}'\n",
+            synapse.url,
+            password.replace('\'', "'\\''")
+        ),
+    )
+    .expect("env file");
+    let out = env.run(&[
+        "import",
+        env_file.to_str().expect("utf8"),
+        "--profile",
+        "imported",
+    ]);
+    keep(&mut captured, "import", &out, true);
+    assert_success(&out);
+    // init: the password arrives on stdin, as a script would pass it.
+    let mut init = env.mxtoken();
+    init.args([
+        "init",
+        "--homeserver",
+        &synapse.url,
+        "--user",
+        &user,
+        "--password-stdin",
+    ])
+    .args(["--store", "age-identity", "--profile", "initd"])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = init.spawn().expect("init");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        format!("{password}\n").as_bytes(),
+    )
+    .expect("stdin");
+    let out = child.wait_with_output().expect("init");
+    keep(&mut captured, "init", &out, true);
+    assert_success(&out);
+    env.start();
+    for profile in ["imported", "initd"] {
+        let out = env.run(&["get", "--profile", profile]);
+        assert_success(&out);
+        keep(&mut captured, profile, &out, false);
+        tokens.push(stdout(&out).trim().to_owned());
+    }
 
     // exec: the command writes its token outside the scanned tree.
     let token_file = outside.path().join("exec-token");
@@ -190,7 +240,7 @@ fn a_full_session_leaks_no_password_and_no_token() {
         files.iter().map(|(p, _)| p).collect::<Vec<_>>()
     );
     assert!(
-        tokens.len() == 5 && tokens.iter().all(|t| t.starts_with("syt_")),
+        tokens.len() == 7 && tokens.iter().all(|t| t.starts_with("syt_")),
         "{tokens:?}"
     );
     let mut secrets: Vec<String> = tokens.clone();
