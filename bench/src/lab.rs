@@ -70,6 +70,9 @@ fn account(s: &Synapse, prefix: &str) -> Account {
 
 fn site(synapse: Synapse, profiles: &[ProfileSpec]) -> Result<Site> {
     let mut env = BrokerEnv::new(&synapse.url, profiles);
+    // One uid holds up to 1,000 leases at once here: lift the per-uid cap
+    // (default 64) and the connection cap for the concurrency rounds.
+    env.prepend_config("max_leases_per_uid = 5000\nmax_connections = 4096");
     // The shipped default: benchmarks must not time debug logging.
     env.with_log_filter("info").start();
     let client = BrokerClient::new(env.socket());
