@@ -34,9 +34,6 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
-    if let Command::Completions { shell } = cli.command {
-        return print(&completions::script(shell));
-    }
     let socket = mxtoken_proto::resolve_socket_path(&mxtoken_proto::SocketLookup {
         explicit: cli.socket.clone(),
         env_socket: std::env::var("MXTOKEN_SOCKET").ok(),
@@ -91,7 +88,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::show(&args),
         Command::Confirm => rt.block_on(confirm::run(&client)),
         Command::Stop => rt.block_on(stop::stop(&client)),
-        Command::Completions { .. } => Ok(String::new()),
+        Command::Completions { shell } => return print(&completions::script(shell)),
     };
     match printed {
         Ok(text) => print(text.as_bytes()),

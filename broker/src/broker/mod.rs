@@ -257,12 +257,7 @@ impl Broker {
                 ),
             ));
         }
-        let ttl = parse_ttl(
-            req.ttl.as_deref(),
-            profile.default_ttl,
-            profile.max_ttl,
-            &profile.name,
-        )?;
+        let ttl = requested_ttl(req.ttl.as_deref(), profile)?;
         let purpose = check_purpose(req.purpose)?;
         let max = self.inner.options.max_leases_per_uid;
         let held = self
@@ -697,8 +692,17 @@ fn display_url(u: &url::Url) -> String {
     u.as_str().trim_end_matches('/').to_owned()
 }
 
-/// Validates a requested TTL against the profile.
-pub fn parse_ttl(
+/// The TTL a request asks for, checked against its profile's default and
+/// `max_ttl`.
+pub fn requested_ttl(
+    text: Option<&str>,
+    profile: &crate::config::Profile,
+) -> Result<Duration, ApiError> {
+    parse_ttl(text, profile.default_ttl, profile.max_ttl, &profile.name)
+}
+
+/// Validates a requested TTL against a default and a maximum.
+fn parse_ttl(
     text: Option<&str>,
     default: Duration,
     max: Duration,

@@ -7,7 +7,7 @@
 //! `rotate`, which mints a replacement that expires at the new end and
 //! revokes the old token.
 
-use super::{Broker, Peer, mint_error, parse_ttl, unknown_lease as unknown};
+use super::{Broker, Peer, mint_error, requested_ttl, unknown_lease as unknown};
 use crate::journal::LeaseRecord;
 use crate::revoke::Target;
 use mxtoken_proto::{ApiError, ErrorCode, MintKind, RenewLease, Renewed, Timestamp};
@@ -29,12 +29,7 @@ impl Broker {
         };
         let minter = self.minter(Some(&info.profile))?;
         let profile = minter.profile();
-        let ttl = parse_ttl(
-            req.ttl.as_deref(),
-            profile.default_ttl,
-            profile.max_ttl,
-            &profile.name,
-        )?;
+        let ttl = requested_ttl(req.ttl.as_deref(), profile)?;
         let now = Timestamp::from_system_time(SystemTime::now());
         let expires_at = now.saturating_add(ttl);
         let limit = info.created_at.saturating_add(profile.max_ttl);
