@@ -32,6 +32,8 @@ pub struct Round {
     pub alive_after: usize,
     /// Live leases the broker reported at the peak.
     pub live_at_peak: usize,
+    /// What the first failure said, for the progress log.
+    pub first_error: Option<String>,
 }
 
 /// Tokens checked for death after each round.
@@ -55,10 +57,16 @@ pub async fn round(site: &Site, holders: usize) -> Result<Round> {
     }
     let mut held = Vec::with_capacity(holders);
     let mut failures = 0;
+    let mut first_error = None;
+    let mut failed = |what: String| {
+        failures += 1;
+        first_error.get_or_insert(what);
+    };
     while let Some(r) = set.join_next().await {
         match r {
             Ok(Ok(g)) => held.push((g.lease.id, g.token)),
-            _ => failures += 1,
+            Ok(Err(e)) => failed(format!("create_lease: {e}")),
+            Err(e) => failed(format!("create_lease task: {e}")),
         }
     }
     let grant_s = t.elapsed().as_secs_f64();
@@ -74,7 +82,9 @@ pub async fn round(site: &Site, holders: usize) -> Result<Round> {
     while let Some(r) = set.join_next().await {
         match r {
             Ok(Ok(rel)) if rel.revocation == Revocation::Revoked => {}
-            _ => failures += 1,
+            Ok(Ok(rel)) => failed(format!("release: revocation {:?}", rel.revocation)),
+            Ok(Err(e)) => failed(format!("release: {e}")),
+            Err(e) => failed(format!("release task: {e}")),
         }
     }
     let release_s = t.elapsed().as_secs_f64();
@@ -96,7 +106,18 @@ pub async fn round(site: &Site, holders: usize) -> Result<Round> {
         rss_after_kib: procfs::rss_kib(broker)?,
         alive_after,
         live_at_peak,
+        first_error,
     })
+}
+
+/// Says on stderr what went wrong in a round, so a failed run can be read.
+fn note_failures(r: &Round) {
+    if let Some(e) = &r.first_error {
+        eprintln!(
+            "mxtoken-bench: {} of {} holders failed; the first: {e}",
+            r.failures, r.holders
+        );
+    }
 }
 
 /// The lease user's and the minter's devices, through the harness's auditor.
@@ -183,6 +204,7 @@ pub fn concurrency_and_memory(
     let mut alive = 0;
     for &n in sizes {
         let r = rt.block_on(round(site, n))?;
+        note_failures(&r);
         report_round(
             rep,
             &format!("concurrency.{n}"),
@@ -198,6 +220,7 @@ pub fn concurrency_and_memory(
     let mut live = Vec::new();
     for _ in 0..rounds {
         let r = rt.block_on(round(site, biggest))?;
+        note_failures(&r);
         failures += r.failures;
         alive += r.alive_after;
         live.push(r.rss_live_kib);

@@ -244,6 +244,11 @@ impl Report {
         out
     }
 
+    /// The value of the scalar `id`, if it was measured.
+    pub fn scalar_value(&self, id: &str) -> Option<f64> {
+        self.scalars.iter().find(|s| s.id == id).map(|s| s.value)
+    }
+
     /// Looks up a series' summary by id.
     pub fn get(&self, id: &str) -> Option<Summary> {
         self.series.iter().find(|r| r.id == id).map(|r| r.summary)

@@ -90,11 +90,18 @@ pub struct LoginSession {
     pub device_id: String,
 }
 
+/// Requests the broker has in flight to one homeserver at most; more wait
+/// their turn. Synapse serves requests on one reactor thread, so more in
+/// flight only queue there, and a burst of 1,000 leases would open 1,000
+/// connections (and their buffers) that its listen backlog drops.
+pub const MAX_IN_FLIGHT: usize = 16;
+
 /// A client for one homeserver.
 #[derive(Debug, Clone)]
 pub struct Homeserver {
     base: Url,
     http: reqwest::Client,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Deserialize)]
@@ -137,14 +144,18 @@ impl Homeserver {
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            // A burst of concurrent leases opens many connections; keep few.
-            .pool_max_idle_per_host(16)
+            // Every connection in_flight allows stays open for the next burst.
+            .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .build()
             .map_err(|e| HsError::Unreachable {
                 base: base.to_string(),
                 cause: error_chain(&e),
             })?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        })
     }
 
     /// The base URL.
@@ -308,6 +319,9 @@ impl Homeserver {
         req: reqwest::RequestBuilder,
     ) -> Result<T, HsError> {
         let base = || self.base.to_string();
+        // Never closed, so this always yields a permit; the request timeout
+        // runs from here, not from joining the queue.
+        let _turn = self.in_flight.acquire().await.ok();
         let resp = req.send().await.map_err(|e| HsError::Unreachable {
             base: base(),
             cause: error_chain(&e),
