@@ -24,7 +24,11 @@ pub struct Round {
     pub broker_cpu_s: f64,
     /// Homeserver CPU time over the round, seconds.
     pub homeserver_cpu_s: f64,
-    /// Broker RSS while all leases were live, KiB.
+    /// Broker RSS the moment every lease was granted, KiB: what the burst
+    /// of concurrent requests left behind.
+    pub rss_burst_kib: u64,
+    /// Broker RSS while all leases were live, once its socket had been
+    /// quiet for `SETTLE`, KiB.
     pub rss_live_kib: u64,
     /// Broker RSS after the round, KiB.
     pub rss_after_kib: u64,
@@ -35,6 +39,11 @@ pub struct Round {
     /// What the first failure said, for the progress log.
     pub first_error: Option<String>,
 }
+
+/// How long the benchmark lets the broker's socket stay quiet before it
+/// reads the broker's memory: the broker returns freed heap to the OS after
+/// 1 s without connections (`server::trim_when_quiet`).
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// Tokens checked for death after each round.
 const SPOT_CHECK: usize = 25;
@@ -70,8 +79,10 @@ pub async fn round(site: &Site, holders: usize) -> Result<Round> {
         }
     }
     let grant_s = t.elapsed().as_secs_f64();
-    let rss_live_kib = procfs::rss_kib(broker)?;
+    let rss_burst_kib = procfs::rss_kib(broker)?;
     let live_at_peak = site.client.status().await?.live_leases;
+    tokio::time::sleep(SETTLE).await;
+    let rss_live_kib = procfs::rss_kib(broker)?;
 
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
@@ -95,6 +106,7 @@ pub async fn round(site: &Site, holders: usize) -> Result<Round> {
         alive_after += usize::from(site.direct.alive(token).await?);
     }
     drop(held);
+    tokio::time::sleep(SETTLE).await;
     Ok(Round {
         holders,
         failures,
@@ -102,6 +114,7 @@ pub async fn round(site: &Site, holders: usize) -> Result<Round> {
         release_s,
         broker_cpu_s: (b1 - b0).as_secs_f64(),
         homeserver_cpu_s: (h1 - h0).as_secs_f64(),
+        rss_burst_kib,
         rss_live_kib,
         rss_after_kib: procfs::rss_kib(broker)?,
         alive_after,
@@ -218,12 +231,14 @@ pub fn concurrency_and_memory(
     let biggest = sizes.iter().copied().max().unwrap_or(0);
     let mut after = Vec::new();
     let mut live = Vec::new();
+    let mut burst = Vec::new();
     for _ in 0..rounds {
         let r = rt.block_on(round(site, biggest))?;
         note_failures(&r);
         failures += r.failures;
         alive += r.alive_after;
         live.push(r.rss_live_kib);
+        burst.push(r.rss_burst_kib);
         after.push(r.rss_after_kib);
     }
     let after_devices = devices(lab);
@@ -275,8 +290,17 @@ pub fn concurrency_and_memory(
         let peak = live.iter().copied().max().unwrap_or(0);
         rep.scalar(
             "memory.rss_live_max",
-            &format!("broker RSS with {biggest} live leases (max of {rounds} rounds)"),
+            &format!(
+                "broker RSS with {biggest} live leases, socket quiet {} s (max of {rounds} rounds)",
+                SETTLE.as_secs()
+            ),
             kib(peak),
+            "MiB",
+        );
+        rep.scalar(
+            "memory.rss_burst_max",
+            &format!("broker RSS as the {biggest}-lease burst ends (max of {rounds} rounds)"),
+            kib(burst.iter().copied().max().unwrap_or(0)),
             "MiB",
         );
         for (i, v) in after.iter().enumerate() {

@@ -74,6 +74,18 @@ pub fn lock_in_memory(bytes: &[u8]) -> io::Result<()> {
         .map_err(io::Error::from)
 }
 
+/// Gives the heap's free pages back to the OS. glibc keeps what a burst of
+/// requests freed (tens of MiB after 1,000 concurrent leases) until told;
+/// the broker calls this when its socket falls quiet. A no-op elsewhere.
+pub fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only walks the allocator's own free lists and
+    // returns unused pages; it takes no pointer of ours and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A handle that resolves when a process exits.
 #[derive(Debug)]
 pub struct ExitWatch {

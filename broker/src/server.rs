@@ -17,6 +17,7 @@ use mxtoken_proto::{
     MAX_BODY_BYTES, PROTOCOL_VERSION, RenewLease, Stopped, SweepRequest, Unlock, VERSION_HEADER,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::{Notify, Semaphore};
@@ -85,6 +86,10 @@ pub async fn run(
     let own_uid = crate::platform::current_uid();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let stop = Arc::new(Notify::new());
+    // Connections open now; when it falls to 0 the trimmer is told.
+    let open = Arc::new(AtomicUsize::new(0));
+    let quiet = Arc::new(Notify::new());
+    let trimmer = tokio::spawn(trim_when_quiet(quiet.clone(), open.clone()));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -117,7 +122,9 @@ pub async fn run(
         }
         let broker = broker.clone();
         let stop = stop.clone();
+        let (quiet, open) = (quiet.clone(), open.clone());
         let client_timeout = limits.client_timeout;
+        open.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let (broker, peer) = (broker.clone(), peer.clone());
@@ -139,8 +146,12 @@ pub async fn run(
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
+            if open.fetch_sub(1, Ordering::SeqCst) == 1 {
+                quiet.notify_one();
+            }
         });
     }
+    trimmer.abort();
     // Every connection task holds a permit until it ends: getting them all
     // back means nothing is in flight any more.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
@@ -149,6 +160,23 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("requests still in flight at shutdown; not waiting for them");
+    }
+}
+
+/// How long the socket must stay without connections before the broker
+/// gives freed heap back to the OS.
+const QUIET_BEFORE_TRIM: Duration = Duration::from_secs(1);
+
+/// After each stretch of activity, once no connection has been open for
+/// `QUIET_BEFORE_TRIM`, returns the heap that the stretch freed to the OS.
+/// Sleeps on a `Notify` in between: an idle broker never wakes for it.
+async fn trim_when_quiet(quiet: Arc<Notify>, open: Arc<AtomicUsize>) {
+    loop {
+        quiet.notified().await;
+        tokio::time::sleep(QUIET_BEFORE_TRIM).await;
+        if open.load(Ordering::SeqCst) == 0 {
+            crate::platform::release_free_heap();
+        }
     }
 }
 
