@@ -228,6 +228,15 @@ fn bind_pid_must_be_a_live_process_of_the_same_user() {
         Command::new("sleep").arg("30").spawn().expect("sleep")
     };
     let pid = if rustix::process::getuid().is_root() {
+        // setpriv runs as root until it has switched to nobody: wait for that.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let owner = || {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(format!("/proc/{}", other.id())).map(|m| m.uid())
+        };
+        while owner().is_ok_and(|u| u != 65534) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         other.id()
     } else {
         1
